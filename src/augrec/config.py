@@ -1,0 +1,68 @@
+"""Typed run configuration, loaded from YAML in one place (the CLI) and passed as objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from augrec.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitConfig(_Strict):
+    """How interactions become train/validation/test."""
+
+    kind: Literal["loo", "temporal"] = "loo"
+    test_cutoff: int | None = Field(None, description="temporal: Unix seconds of the test cut")
+    valid_cutoff: int | None = Field(None, description="temporal: Unix seconds of the valid cut")
+
+
+class EvalConfig(_Strict):
+    """Evaluation settings."""
+
+    batch_size: int = Field(512, ge=1)
+
+
+class TrainConfig(_Strict):
+    """Everything `augrec train` needs beyond the data path, model name and seed.
+
+    `model` holds the model's own hyper-parameters; when empty, the model's candidate grid
+    is searched and the best on validation NDCG@10 is kept.
+    """
+
+    split: SplitConfig = SplitConfig()
+    eval: EvalConfig = EvalConfig()
+    model: dict[str, Any] = Field(default_factory=dict)
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{source}: field '{loc}': {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(parts)
+
+
+def load_train_config(path: str | Path | None) -> TrainConfig:
+    """Read a YAML file into a `TrainConfig`; errors name the field and the value."""
+    if path is None:
+        return TrainConfig()
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"--config: no such file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--config: {path} must hold a mapping, got {type(raw).__name__}")
+    try:
+        return TrainConfig(**raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, str(path))) from exc

@@ -1,0 +1,1 @@
+"""Data contract, loaders, validation, synthetic data and splits."""

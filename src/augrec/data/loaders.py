@@ -1,0 +1,206 @@
+"""Loaders for the formats users bring, each producing a validated `Dataset`.
+
+Formats (auto-detected from the file):
+- `augrec`: our interactions schema as CSV/TSV or parquet (`user_id,item_id,timestamp[,event_type,weight]`),
+  with an optional items table beside it (`items.csv` / `items.parquet`).
+- `amazon-seq`: the 5-core sequence format, `user item item ...` per line, with the optional
+  position-aligned `<stem>_time_org_rank.txt` and `<stem>_item2attributes.json` beside it.
+- `diginetica`: the CIKM Cup 2016 purchases log (`sessionId;userId;timeframe;eventdate;...`),
+  with `product-categories.csv` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from augrec.data.schema import Dataset, normalise_interactions
+from augrec.data.validate import validate_interactions, validate_items
+from augrec.errors import DataValidationError, Problem
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("augrec", "amazon-seq", "diginetica")
+
+
+def detect_format(path: Path) -> str:
+    """Guess the format from the suffix and the first line."""
+    if path.suffix == ".parquet":
+        return "augrec"
+    with path.open("r", errors="replace") as fh:
+        first = fh.readline().strip()
+    if first.lower().startswith("sessionid;userid"):
+        return "diginetica"
+    tokens = first.split()
+    if path.suffix == ".txt" or (tokens and all(t.lstrip("-").isdigit() for t in tokens)):
+        return "amazon-seq"
+    return "augrec"
+
+
+def load_dataset(path: str | Path, fmt: str | None = None) -> Dataset:
+    """Load and validate a dataset file; raises `DataValidationError` on a bad file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError(
+            str(path), [Problem("missing", "--data", 0, f"no such file: {path}")]
+        )
+    if path.is_dir():
+        candidates = [path / n for n in ("interactions.parquet", "interactions.csv")]
+        found = [c for c in candidates if c.exists()]
+        if not found:
+            raise DataValidationError(
+                str(path),
+                [Problem("missing", "--data", 0,
+                         "directory has no interactions.parquet or interactions.csv")],
+            )
+        path = found[0]
+    if path.stat().st_size == 0:
+        raise DataValidationError(str(path), [Problem("empty", "*", 0, "the file is empty")])
+    fmt = fmt or detect_format(path)
+    if fmt == "augrec":
+        ds = load_augrec(path)
+    elif fmt == "amazon-seq":
+        ds = load_amazon_sequences(path)
+    elif fmt == "diginetica":
+        ds = load_diginetica(path)
+    else:
+        raise ValueError(f"format: unknown value {fmt!r}; expected one of {list(FORMATS)}")
+    log.info("loaded %s", ds.summary())
+    return ds
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    sep = "\t" if path.suffix == ".tsv" else None
+    # Strings first: validation, not the CSV parser, decides what a bad value is.
+    return pd.read_csv(path, sep=sep, engine="python", dtype=str, keep_default_na=True)
+
+
+def load_augrec(path: Path) -> Dataset:
+    """Our schema from CSV/TSV/parquet, plus `items.*` beside it when present."""
+    raw = _read_table(path)
+    df = validate_interactions(raw, str(path))
+    items = pd.DataFrame({"item_id": pd.Series(dtype="int64")})
+    for name in ("items.parquet", "items.csv", f"{path.stem}_items.csv"):
+        cand = path.with_name(name)
+        if cand.exists() and cand != path:
+            items = validate_items(_read_table(cand), str(cand))
+            break
+    name = path.parent.name if path.stem == "interactions" else path.stem
+    return Dataset(name=name, interactions=normalise_interactions(df), items=items)
+
+
+def load_amazon_sequences(path: Path) -> Dataset:
+    """Amazon 5-core `user item item ...` lines, with timestamps and attributes when beside it."""
+    users: list[str] = []
+    items: list[str] = []
+    positions: list[int] = []
+    with path.open() as fh:
+        for line in fh:
+            tokens = line.split()
+            if not tokens:
+                continue
+            users.extend([tokens[0]] * (len(tokens) - 1))
+            items.extend(tokens[1:])
+            positions.extend(range(len(tokens) - 1))
+    raw = pd.DataFrame({"user_id": users, "item_id": items, "position": positions})
+    time_path = path.with_name(f"{path.stem}_time_org_rank.txt")
+    has_time = time_path.exists()
+    if has_time:
+        times = _read_aligned_times(time_path, raw)
+        raw["timestamp"] = times
+    else:
+        # No times: the position is the order, which is all leave-one-out needs.
+        raw["timestamp"] = raw["position"]
+    # Example rows name the user, which is the line's first token.
+    df = validate_interactions(raw, str(path), row_offset=1, check_order=has_time)
+    item_attributes: dict[int, list[int]] = {}
+    attr_path = path.with_name(f"{path.stem}_item2attributes.json")
+    item_table = pd.DataFrame({"item_id": pd.Series(dtype="int64")})
+    if attr_path.exists():
+        with attr_path.open() as fh:
+            item_attributes = {int(k): [int(a) for a in v] for k, v in json.load(fh).items()}
+        item_table = pd.DataFrame(
+            {
+                "item_id": list(item_attributes),
+                # The first attribute is the brand when it survived the >=5 filter, else the
+                # first category element: good enough as a coarse grouping for reports.
+                "category": [str(v[0]) if v else None for v in item_attributes.values()],
+            }
+        ).astype({"item_id": "int64"})
+    interactions = normalise_interactions(df)
+    return Dataset(
+        name=path.stem,
+        interactions=interactions,
+        items=item_table,
+        has_time=has_time,
+        source_format="amazon-seq",
+        item_attributes=item_attributes,
+    )
+
+
+def _read_aligned_times(time_path: Path, raw: pd.DataFrame) -> list[str]:
+    """Read `user ts ts ...` lines that must line up with the sequence file by position."""
+    times: list[str] = []
+    bad: list[str] = []
+    with time_path.open() as fh:
+        for line in fh:
+            tokens = line.split()
+            if tokens:
+                times.extend(tokens[1:])
+    if len(times) != len(raw):
+        bad.append(f"{len(times)} timestamps for {len(raw)} interactions")
+        raise DataValidationError(
+            str(time_path),
+            [Problem("alignment", "timestamp", abs(len(times) - len(raw)),
+                     "timestamp file does not line up with the sequence file", bad)],
+        )
+    return times
+
+
+def load_diginetica(path: Path) -> Dataset:
+    """CIKM Cup 2016 purchases: known users only; event time = eventdate + timeframe (ms)."""
+    raw = pd.read_csv(path, sep=";", dtype=str)
+    expected = {"sessionId", "userId", "timeframe", "eventdate", "itemId"}
+    missing = expected - set(raw.columns)
+    if missing:
+        raise DataValidationError(
+            str(path),
+            [Problem("columns", ",".join(sorted(missing)), len(raw),
+                     f"not a Diginetica purchases log; found {list(raw.columns)}")],
+        )
+    anonymous = raw["userId"].isna() | (raw["userId"] == "NA")
+    if anonymous.any():
+        log.info("diginetica: dropped %d purchases from anonymous sessions", int(anonymous.sum()))
+    raw = raw.loc[~anonymous]
+    day = pd.to_datetime(raw["eventdate"], errors="coerce", utc=True)
+    secs = (day - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    secs = secs + pd.to_numeric(raw["timeframe"], errors="coerce") / 1000.0
+    df = pd.DataFrame(
+        {
+            "user_id": raw["userId"],
+            "item_id": raw["itemId"],
+            "timestamp": secs.round(),
+        }
+    )
+    # The same item bought twice in one order shows up as repeated rows: one purchase.
+    df = df.drop_duplicates()
+    df = validate_interactions(df, str(path))
+    items = pd.DataFrame({"item_id": pd.Series(dtype="int64")})
+    cat_path = path.with_name("product-categories.csv")
+    if cat_path.exists():
+        cats = pd.read_csv(cat_path, sep=";", dtype=str).rename(
+            columns={"itemId": "item_id", "categoryId": "category"}
+        )
+        cats = cats[cats["item_id"].isin(df["item_id"].astype("int64").astype(str))]
+        items = validate_items(cats, str(cat_path))
+    return Dataset(
+        name="diginetica",
+        interactions=normalise_interactions(df),
+        items=items,
+        source_format="diginetica",
+    )

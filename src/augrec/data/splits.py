@@ -1,0 +1,168 @@
+"""Train/validation/test splits over encoded item sequences (ARCHITECTURE section 4).
+
+Items are encoded as 1..n_items (0 is padding) in order of first appearance; `item_ids[i]`
+maps back to the user's original id, so every output can speak the user's ids again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from augrec.data.schema import Dataset
+from augrec.errors import ConfigError
+
+PROTOCOLS = ("loo", "temporal")
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Users to evaluate: each has a model-input history and one held-out target.
+
+    Attributes:
+        users: Index into `Split.user_ids`, shape [U].
+        histories: Encoded item sequence per user (the model's input; masked when ranking).
+        targets: Encoded held-out item per user, shape [U].
+    """
+
+    users: np.ndarray
+    histories: list[np.ndarray]
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Encoded training sequences plus validation and test sets."""
+
+    protocol: str
+    user_ids: np.ndarray  # [n_users] original ids
+    item_ids: np.ndarray  # [n_items + 1] original ids; index 0 is padding (-1)
+    train: list[np.ndarray]  # per user index, encoded training items in time order
+    train_times: list[np.ndarray]  # per user index, Unix seconds aligned with `train`
+    valid: EvalSet
+    test: EvalSet
+
+    @property
+    def n_items(self) -> int:
+        """Catalog size (encoded ids run 1..n_items)."""
+        return len(self.item_ids) - 1
+
+    @cached_property
+    def item_counts(self) -> np.ndarray:
+        """Training interactions per encoded item, shape [n_items + 1]."""
+        flat = np.concatenate(self.train) if self.train else np.zeros(0, dtype=np.int64)
+        return np.bincount(flat, minlength=self.n_items + 1)
+
+    @property
+    def n_train_interactions(self) -> int:
+        """Interactions the models may learn from."""
+        return int(sum(len(s) for s in self.train))
+
+
+def _encode(ds: Dataset) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    df = ds.interactions
+    item_codes, item_uniques = pd.factorize(df["item_id"], sort=False)
+    user_codes, user_uniques = pd.factorize(df["user_id"], sort=False)
+    enc = pd.DataFrame(
+        {
+            "u": user_codes.astype(np.int64),
+            "i": item_codes.astype(np.int64) + 1,
+            "t": df["timestamp"].to_numpy(np.int64),
+        }
+    )
+    item_ids = np.concatenate([[-1], np.asarray(item_uniques, dtype=np.int64)])
+    return np.asarray(user_uniques, dtype=np.int64), item_ids, enc
+
+
+def _group(enc: pd.DataFrame, n_users: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-user item and time arrays, in the (already time-sorted) row order."""
+    order = np.argsort(enc["u"].to_numpy(), kind="stable")
+    u = enc["u"].to_numpy()[order]
+    bounds = np.searchsorted(u, np.arange(n_users + 1))
+    items = enc["i"].to_numpy()[order]
+    times = enc["t"].to_numpy()[order]
+    seqs = [items[bounds[k] : bounds[k + 1]] for k in range(n_users)]
+    ts = [times[bounds[k] : bounds[k + 1]] for k in range(n_users)]
+    return seqs, ts
+
+
+def leave_one_out(ds: Dataset) -> Split:
+    """Last item = test, second to last = validation, the rest = training.
+
+    Users with fewer than 3 interactions only contribute training data.
+    """
+    user_ids, item_ids, enc = _encode(ds)
+    seqs, times = _group(enc, len(user_ids))
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    evaluable = np.flatnonzero(lengths >= 3)
+    train = [s[:-2] if len(s) >= 3 else s for s in seqs]
+    train_t = [t[:-2] if len(t) >= 3 else t for t in times]
+    valid = EvalSet(
+        users=evaluable,
+        histories=[seqs[u][:-2] for u in evaluable],
+        targets=np.array([seqs[u][-2] for u in evaluable], dtype=np.int64),
+    )
+    test = EvalSet(
+        users=evaluable,
+        histories=[seqs[u][:-1] for u in evaluable],
+        targets=np.array([seqs[u][-1] for u in evaluable], dtype=np.int64),
+    )
+    return Split("loo", user_ids, item_ids, train, train_t, valid, test)
+
+
+def temporal(
+    ds: Dataset, test_cutoff: int | None = None, valid_cutoff: int | None = None
+) -> Split:
+    """Global time split: train before `valid_cutoff`, validate and test on the next event.
+
+    Defaults put the cut-offs at the 90th and 95th percentile of event times. A user's
+    validation target is their first event in [valid_cutoff, test_cutoff) and their test
+    target the first event at or after `test_cutoff`; both need earlier history.
+    """
+    if not ds.has_time:
+        raise ConfigError(
+            f"split.kind: 'temporal' needs timestamps, and dataset '{ds.name}' has none"
+        )
+    user_ids, item_ids, enc = _encode(ds)
+    t = enc["t"].to_numpy()
+    test_cutoff = int(np.quantile(t, 0.95)) if test_cutoff is None else int(test_cutoff)
+    valid_cutoff = int(np.quantile(t, 0.90)) if valid_cutoff is None else int(valid_cutoff)
+    if not valid_cutoff <= test_cutoff:
+        raise ConfigError(
+            f"split.valid_cutoff: {valid_cutoff} must not be after split.test_cutoff: "
+            f"{test_cutoff}"
+        )
+    seqs, times = _group(enc, len(user_ids))
+    train, train_t = [], []
+    v_users, v_hist, v_tgt, t_users, t_hist, t_tgt = [], [], [], [], [], []
+    for u, (s, ts) in enumerate(zip(seqs, times, strict=True)):
+        n_train = int(np.searchsorted(ts, valid_cutoff, side="left"))
+        n_before_test = int(np.searchsorted(ts, test_cutoff, side="left"))
+        train.append(s[:n_train])
+        train_t.append(ts[:n_train])
+        if n_train > 0 and n_before_test > n_train:
+            v_users.append(u)
+            v_hist.append(s[:n_train])
+            v_tgt.append(s[n_train])
+        if n_before_test > 0 and len(s) > n_before_test:
+            t_users.append(u)
+            t_hist.append(s[:n_before_test])
+            t_tgt.append(s[n_before_test])
+    valid = EvalSet(np.array(v_users, dtype=np.int64), v_hist, np.array(v_tgt, dtype=np.int64))
+    test = EvalSet(np.array(t_users, dtype=np.int64), t_hist, np.array(t_tgt, dtype=np.int64))
+    return Split("temporal", user_ids, item_ids, train, train_t, valid, test)
+
+
+def make_split(ds: Dataset, kind: str = "loo", **kwargs: int | None) -> Split:
+    """Dispatch on the split name from the config."""
+    if kind == "loo":
+        return leave_one_out(ds)
+    if kind == "temporal":
+        return temporal(ds, **kwargs)
+    raise ConfigError(f"split.kind: unknown value {kind!r}; expected one of {list(PROTOCOLS)}")

@@ -1,0 +1,1 @@
+"""Evaluation: hand-checked metric functions and the full-ranking harness."""

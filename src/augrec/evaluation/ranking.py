@@ -1,0 +1,43 @@
+"""Masking and ranking on score matrices: deterministic, tie-aware, shared by evaluation and serving."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from augrec.evaluation.metrics import MISS
+
+
+def mask_scores(scores: torch.Tensor, histories: Sequence[np.ndarray] | None) -> torch.Tensor:
+    """Set padding (column 0) and, when given, each row's history items to -inf, in place."""
+    scores[:, 0] = -torch.inf
+    if histories is not None:
+        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+        cols = np.concatenate(histories) if len(histories) else np.zeros(0, dtype=np.int64)
+        if cols.size:
+            scores[torch.from_numpy(rows), torch.from_numpy(cols.astype(np.int64))] = -torch.inf
+    return scores
+
+
+def target_ranks(scores: torch.Tensor, targets: np.ndarray) -> np.ndarray:
+    """0-based rank of each target under a stable descending sort (ties: lower id first).
+
+    A target whose score is -inf (masked as already seen) is a miss.
+    """
+    t = torch.from_numpy(np.asarray(targets, dtype=np.int64))
+    ts = scores.gather(1, t[:, None])  # [B, 1]
+    higher = (scores > ts).sum(1)
+    ids = torch.arange(scores.shape[1])[None, :]
+    tied_before = ((scores == ts) & (ids < t[:, None])).sum(1)
+    ranks = (higher + tied_before).numpy().astype(np.int64)
+    ranks[torch.isneginf(ts[:, 0]).numpy()] = MISS
+    return ranks
+
+
+def topk_stable(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k ids and scores with the same tie order as `target_ranks`."""
+    k = min(k, scores.shape[1])
+    vals, idx = torch.sort(scores, dim=1, descending=True, stable=True)
+    return idx[:, :k].numpy().astype(np.int64), vals[:, :k].numpy().astype(np.float32)

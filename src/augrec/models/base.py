@@ -1,0 +1,81 @@
+"""The one interface every recommender implements (RecBole's idea, ARCHITECTURE section 5).
+
+Models score a *history* (a sequence of encoded item ids), not a user id, so the same call
+serves evaluation, batch inference and online requests whose history comes from Feast.
+The trainer, evaluator and server never branch on model type.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from augrec.data.splits import Split
+
+
+class ModelConfig(BaseModel):
+    """Base for per-model configs: unknown keys are errors, so typos fail fast."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Reporter(Protocol):
+    """Receives progress from `fit` (a console table locally, `ray.train.report` under Ray)."""
+
+    def report(self, metrics: dict[str, Any]) -> None:
+        """Record one step's metrics (epoch, loss, validation score...)."""
+
+
+# Given a model, returns validation metrics (e.g. {"ndcg@10": ...}); lets `fit` early-stop
+# and select without ever touching the test set.
+Validator = Callable[["Recommender"], dict[str, float]]
+
+
+class Recommender(ABC):
+    """Scores every item for a batch of histories."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]]
+
+    def __init__(self, config: ModelConfig, seed: int = 0):
+        self.config = config
+        self.seed = seed
+        self.n_items = 0
+
+    @classmethod
+    def grid(cls) -> list[dict[str, Any]]:
+        """Hyper-parameter candidates the runner selects among on validation ([{}] = none)."""
+        return [{}]
+
+    @abstractmethod
+    def fit(
+        self, split: Split, validate: Validator | None = None, reporter: Reporter | None = None
+    ) -> dict[str, Any]:
+        """Learn from `split.train` only; returns a small dict describing the fit."""
+
+    @abstractmethod
+    def score(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """Scores for all items, shape [B, n_items + 1] float32; column 0 is padding."""
+
+    def topk(
+        self, histories: Sequence[np.ndarray], k: int, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k encoded items and scores per history, ties broken by lower id."""
+        from augrec.evaluation.ranking import mask_scores, topk_stable
+
+        scores = self.score(histories)
+        mask_scores(scores, histories if exclude_seen else None)
+        return topk_stable(scores, k)
+
+    # Persistence: models store their learned state as tensors/arrays plus their config.
+    def state_dict(self) -> dict[str, Any]:
+        """Learned state to persist (override in models that learn)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""

@@ -1,0 +1,1 @@
+"""Training: the run orchestration, plain-torch loops and (later) the Ray Train launcher."""

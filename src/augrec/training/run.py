@@ -1,0 +1,175 @@
+"""`augrec train`: fit on train, select on validation, evaluate once on test, write a run dir."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from augrec.config import TrainConfig
+from augrec.data.loaders import load_dataset
+from augrec.data.splits import Split, make_split
+from augrec.evaluation.evaluate import (
+    EvalResult,
+    buckets,
+    rank_users,
+    summarize,
+    validation_ndcg,
+)
+from augrec.evaluation.metrics import ndcg
+from augrec.io import atomic_dir, write_json
+from augrec.models import build_model, model_class
+from augrec.models.base import Recommender, Reporter
+
+log = logging.getLogger(__name__)
+SELECT_METRIC = "ndcg@10"  # what selection compares; never computed on test
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every RNG a model may touch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class RunResult:
+    """What a training run produced, before anything is written."""
+
+    dataset: str
+    model_name: str
+    split: Split
+    model: Recommender
+    params: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    valid: EvalResult
+    test: EvalResult
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, Any]:
+        """The `metrics.json` document."""
+        return {
+            "dataset": self.dataset,
+            "model": self.model_name,
+            "protocol": f"{self.split.protocol}-full",
+            "seed": self.model.seed,
+            "params": self.params,
+            "test": summarize(self.test, self.split),
+            "valid": summarize(self.valid, self.split),
+            "buckets": buckets(self.test, self.split, self.split.test),
+            "selection": {"metric": f"valid {SELECT_METRIC}", "candidates": self.candidates},
+            "data": {
+                "users": len(self.split.user_ids),
+                "items": self.split.n_items,
+                "train_interactions": self.split.n_train_interactions,
+                "valid_users": len(self.split.valid),
+                "test_users": len(self.split.test),
+            },
+            "seconds": self.seconds,
+        }
+
+    def recommendations(self) -> pd.DataFrame:
+        """Top-20 per test user in original ids, seen items already excluded."""
+        users = self.split.user_ids[self.split.test.users]
+        n, k = self.test.topk_items.shape
+        df = pd.DataFrame(
+            {
+                "user_id": np.repeat(users, k),
+                "rank": np.tile(np.arange(1, k + 1), n),
+                "item_id": self.split.item_ids[self.test.topk_items.ravel()],
+                "score": self.test.topk_scores.ravel(),
+            }
+        )
+        # Fewer than k unseen items leaves masked slots; they are not recommendations.
+        return df[np.isfinite(df["score"])].reset_index(drop=True)
+
+
+def train_and_evaluate(
+    data: str | Path,
+    model_name: str,
+    config: TrainConfig,
+    seed: int = 0,
+    reporter: Reporter | None = None,
+    progress: Any = None,
+) -> RunResult:
+    """Load, split, fit each candidate config, keep the best on validation, test it once."""
+    cls = model_class(model_name)  # fail on a bad name before loading data
+    t0 = time.perf_counter()
+    ds = load_dataset(data)
+    split = make_split(
+        ds,
+        config.split.kind,
+        **(
+            {"test_cutoff": config.split.test_cutoff, "valid_cutoff": config.split.valid_cutoff}
+            if config.split.kind == "temporal"
+            else {}
+        ),
+    )
+    t_load = time.perf_counter() - t0
+    log.info(
+        "split %s: %d users, %d items, %d train interactions, %d valid / %d test users",
+        split.protocol, len(split.user_ids), split.n_items, split.n_train_interactions,
+        len(split.valid), len(split.test),
+    )
+    validate = validation_ndcg(split, config.eval.batch_size)
+    grid = [config.model] if config.model else cls.grid()
+    best: tuple[float, Recommender, dict[str, Any], EvalResult] | None = None
+    candidates = []
+    t1 = time.perf_counter()
+    for params in grid:
+        seed_everything(seed)
+        model = build_model(model_name, params, seed=seed)
+        info = model.fit(split, validate=validate, reporter=reporter)
+        valid = rank_users(model, split.valid, config.eval.batch_size)
+        score = ndcg(valid.ranks, 10)
+        candidates.append({"params": params, f"valid_{SELECT_METRIC}": score, **info})
+        log.info("candidate %s %s: valid %s=%.4f", model_name, params, SELECT_METRIC, score)
+        if best is None or score > best[0]:
+            best = (score, model, params, valid)
+    assert best is not None
+    _, model, params, valid = best
+    t_train = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    advance = None
+    if progress is not None:
+        task = progress.add_task("evaluating on test", total=len(split.test))
+        advance = lambda n: progress.advance(task, n)  # noqa: E731
+    test = rank_users(model, split.test, config.eval.batch_size, advance)
+    t_eval = time.perf_counter() - t2
+    return RunResult(
+        dataset=ds.name,
+        model_name=model_name,
+        split=split,
+        model=model,
+        params=params,
+        candidates=candidates,
+        valid=valid,
+        test=test,
+        seconds={"load": round(t_load, 3), "train": round(t_train, 3), "eval": round(t_eval, 3)},
+    )
+
+
+def write_run(result: RunResult, out: str | Path, config: TrainConfig, overwrite: bool) -> Path:
+    """Write metrics.json, recommendations.parquet, the model and its config, atomically."""
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        write_json(tmp / "metrics.json", result.metrics())
+        result.recommendations().to_parquet(tmp / "recommendations.parquet", index=False)
+        torch.save(
+            {
+                "model": result.model_name,
+                "params": result.params,
+                "seed": result.model.seed,
+                "state": result.model.state_dict(),
+                "item_ids": torch.from_numpy(result.split.item_ids),
+            },
+            tmp / "model.pt",
+        )
+        write_json(tmp / "config.json", config.model_dump())
+    return Path(out)
