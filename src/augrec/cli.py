@@ -18,7 +18,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Generate, validate and inspect interaction data.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Generate, validate and inspect interaction data.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 log = logging.getLogger("augrec")
@@ -79,7 +81,7 @@ def data_generate(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
 ) -> None:
-    """Write seeded synthetic e-commerce data: [cyan]interactions.parquet[/] and [cyan]items.parquet[/].
+    """Write seeded synthetic e-commerce data: interactions.parquet and items.parquet.
 
     Power-law popularity and activity, categories/brands/prices, co-purchase chains and
     category loyalty, so a sequential model can beat popularity. Use OUT as --data.
@@ -93,7 +95,10 @@ def data_generate(
         item_table.to_parquet(tmp / "items.parquet", index=False)
     log.info(
         "wrote %d interactions (%d users, %d items) to %s",
-        len(interactions), interactions["user_id"].nunique(), len(item_table), out,
+        len(interactions),
+        interactions["user_id"].nunique(),
+        len(item_table),
+        out,
     )
 
 
@@ -126,7 +131,9 @@ def _print_mapping(title: str, mapping: dict[str, Any]) -> None:
 
 @app.command("train")
 def train(
-    data: Annotated[Path, typer.Option("--data", help="Interactions file (any supported format) or directory.")],
+    data: Annotated[
+        Path, typer.Option("--data", help="Interactions file (any supported format) or directory.")
+    ],
     model: Annotated[str, typer.Option("--model", help="Model name: popularity, itemknn.")],
     out: Annotated[Path, typer.Option("--out", help="Run directory to write (atomically).")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

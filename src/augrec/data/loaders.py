@@ -1,8 +1,9 @@
 """Loaders for the formats users bring, each producing a validated `Dataset`.
 
 Formats (auto-detected from the file):
-- `augrec`: our interactions schema as CSV/TSV or parquet (`user_id,item_id,timestamp[,event_type,weight]`),
-  with an optional items table beside it (`items.csv` / `items.parquet`).
+- `augrec`: our interactions schema as CSV/TSV or parquet
+  (`user_id,item_id,timestamp[,event_type,weight]`), with an optional items table beside it
+  (`items.csv` / `items.parquet`).
 - `amazon-seq`: the 5-core sequence format, `user item item ...` per line, with the optional
   position-aligned `<stem>_time_org_rank.txt` and `<stem>_item2attributes.json` beside it.
 - `diginetica`: the CIKM Cup 2016 purchases log (`sessionId;userId;timeframe;eventdate;...`),
@@ -53,8 +54,14 @@ def load_dataset(path: str | Path, fmt: str | None = None) -> Dataset:
         if not found:
             raise DataValidationError(
                 str(path),
-                [Problem("missing", "--data", 0,
-                         "directory has no interactions.parquet or interactions.csv")],
+                [
+                    Problem(
+                        "missing",
+                        "--data",
+                        0,
+                        "directory has no interactions.parquet or interactions.csv",
+                    )
+                ],
             )
         path = found[0]
     if path.stat().st_size == 0:
@@ -156,8 +163,15 @@ def _read_aligned_times(time_path: Path, raw: pd.DataFrame) -> list[str]:
         bad.append(f"{len(times)} timestamps for {len(raw)} interactions")
         raise DataValidationError(
             str(time_path),
-            [Problem("alignment", "timestamp", abs(len(times) - len(raw)),
-                     "timestamp file does not line up with the sequence file", bad)],
+            [
+                Problem(
+                    "alignment",
+                    "timestamp",
+                    abs(len(times) - len(raw)),
+                    "timestamp file does not line up with the sequence file",
+                    bad,
+                )
+            ],
         )
     return times
 
@@ -170,8 +184,14 @@ def load_diginetica(path: Path) -> Dataset:
     if missing:
         raise DataValidationError(
             str(path),
-            [Problem("columns", ",".join(sorted(missing)), len(raw),
-                     f"not a Diginetica purchases log; found {list(raw.columns)}")],
+            [
+                Problem(
+                    "columns",
+                    ",".join(sorted(missing)),
+                    len(raw),
+                    f"not a Diginetica purchases log; found {list(raw.columns)}",
+                )
+            ],
         )
     anonymous = raw["userId"].isna() | (raw["userId"] == "NA")
     if anonymous.any():

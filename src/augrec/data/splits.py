@@ -116,9 +116,7 @@ def leave_one_out(ds: Dataset) -> Split:
     return Split("loo", user_ids, item_ids, train, train_t, valid, test)
 
 
-def temporal(
-    ds: Dataset, test_cutoff: int | None = None, valid_cutoff: int | None = None
-) -> Split:
+def temporal(ds: Dataset, test_cutoff: int | None = None, valid_cutoff: int | None = None) -> Split:
     """Global time split: train before `valid_cutoff`, validate and test on the next event.
 
     Defaults put the cut-offs at the 90th and 95th percentile of event times. A user's
@@ -135,8 +133,7 @@ def temporal(
     valid_cutoff = int(np.quantile(t, 0.90)) if valid_cutoff is None else int(valid_cutoff)
     if not valid_cutoff <= test_cutoff:
         raise ConfigError(
-            f"split.valid_cutoff: {valid_cutoff} must not be after split.test_cutoff: "
-            f"{test_cutoff}"
+            f"split.valid_cutoff: {valid_cutoff} must not be after split.test_cutoff: {test_cutoff}"
         )
     seqs, times = _group(enc, len(user_ids))
     train, train_t = [], []

@@ -65,7 +65,9 @@ def _catalog(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[_Catalog, 
         c = (category[i] + 1) % n_cat
         pool = members[c] if members[c].size else np.arange(n)
         w = pop[pool] ** 0.5
-        comp[i] = rng.choice(pool, size=cfg.complements, p=w / w.sum(), replace=pool.size < cfg.complements)
+        comp[i] = rng.choice(
+            pool, size=cfg.complements, p=w / w.sum(), replace=pool.size < cfg.complements
+        )
     brands_per_cat = 8
     brand = category * brands_per_cat + rng.integers(0, brands_per_cat, size=n)
     cat_price = rng.lognormal(mean=3.0, sigma=0.6, size=n_cat)
@@ -76,7 +78,9 @@ def _catalog(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[_Catalog, 
             "category": [f"cat_{c:02d}" for c in category],
             "brand": [f"brand_{b:03d}" for b in brand],
             "price": price,
-            "title": [f"item {i} (cat_{c:02d})" for i, c in zip(range(1, n + 1), category, strict=True)],
+            "title": [
+                f"item {i} (cat_{c:02d})" for i, c in zip(range(1, n + 1), category, strict=True)
+            ],
         }
     )
     return _Catalog(category, pop, comp, members, cdfs), items

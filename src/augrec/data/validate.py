@@ -41,8 +41,9 @@ def _parse_timestamps(col: pd.Series) -> tuple[pd.Series, pd.Series]:
         num = pd.to_numeric(col, errors="coerce").astype("float64")
         text = num.isna() & col.notna()
         if text.any():
-            parsed = pd.to_datetime(col[text].astype(str), errors="coerce", utc=True,
-                                    format="ISO8601")
+            parsed = pd.to_datetime(
+                col[text].astype(str), errors="coerce", utc=True, format="ISO8601"
+            )
             num[text] = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     bad = col.notna() & num.isna()
     return num, bad
@@ -205,19 +206,34 @@ def validate_items(df: pd.DataFrame, source: str) -> pd.DataFrame:
     nulls = df["item_id"].isna()
     if nulls.any():
         problems.append(
-            Problem("null", "item_id", int(nulls.sum()), "missing values",
-                    _examples(df, nulls, ["item_id"], 2))
+            Problem(
+                "null",
+                "item_id",
+                int(nulls.sum()),
+                "missing values",
+                _examples(df, nulls, ["item_id"], 2),
+            )
         )
     if bad.any():
         problems.append(
-            Problem("type", "item_id", int(bad.sum()), "ids must be integers",
-                    _examples(df, bad, ["item_id"], 2))
+            Problem(
+                "type",
+                "item_id",
+                int(bad.sum()),
+                "ids must be integers",
+                _examples(df, bad, ["item_id"], 2),
+            )
         )
     dup = parsed.notna() & parsed.duplicated(keep="first")
     if dup.any():
         problems.append(
-            Problem("duplicate", "item_id", int(dup.sum()), "item listed more than once",
-                    _examples(df, dup, ["item_id"], 2))
+            Problem(
+                "duplicate",
+                "item_id",
+                int(dup.sum()),
+                "item listed more than once",
+                _examples(df, dup, ["item_id"], 2),
+            )
         )
     out = df.copy()
     out["item_id"] = parsed
@@ -226,8 +242,13 @@ def validate_items(df: pd.DataFrame, source: str) -> pd.DataFrame:
         bad_p = df["price"].notna() & (price.isna() | (price < 0))
         if bad_p.any():
             problems.append(
-                Problem("value", "price", int(bad_p.sum()), "must be a number >= 0",
-                        _examples(df, bad_p, ["item_id", "price"], 2))
+                Problem(
+                    "value",
+                    "price",
+                    int(bad_p.sum()),
+                    "must be a number >= 0",
+                    _examples(df, bad_p, ["item_id", "price"], 2),
+                )
             )
         out["price"] = price
     if problems:

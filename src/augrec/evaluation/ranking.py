@@ -1,4 +1,4 @@
-"""Masking and ranking on score matrices: deterministic, tie-aware, shared by evaluation and serving."""
+"""Masking and ranking of score matrices, deterministic under ties; shared by eval and serving."""
 
 from __future__ import annotations
 

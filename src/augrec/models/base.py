@@ -77,5 +77,5 @@ class Recommender(ABC):
         """Learned state to persist (override in models that learn)."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - stateless default
         """Restore what `state_dict` returned."""

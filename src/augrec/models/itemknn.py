@@ -99,8 +99,10 @@ class ItemKNN(Recommender):
         lengths = [len(h) for h in histories]
         rows = np.repeat(np.arange(len(histories)), lengths)
         cols = np.concatenate(histories) if histories else np.zeros(0, dtype=np.int64)
-        steps_back = np.concatenate([np.arange(n - 1, -1, -1) for n in lengths]) if cols.size else cols
-        weights = (cfg.decay ** steps_back).astype(np.float32)
+        steps_back = (
+            np.concatenate([np.arange(n - 1, -1, -1) for n in lengths]) if cols.size else cols
+        )
+        weights = (cfg.decay**steps_back).astype(np.float32)
         h = sp.csr_matrix((weights, (rows, cols)), shape=(len(histories), self.n_items + 1))
         scores = np.asarray((h @ self.sim).todense(), dtype=np.float32)
         linked = scores > 0

@@ -1,0 +1,1 @@
+"""augrec.components: thin adapters over the core library (see the README's layout)."""

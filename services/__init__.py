@@ -1,0 +1,1 @@
+"""augrec.services: thin adapters over the core library (see the README's layout)."""
