@@ -70,6 +70,8 @@ def _progress():
         TimeRemainingColumn(),
         console=_console(stderr=True),
         transient=True,
+        # Bars only on a terminal; piped logs get the log lines instead of redraw noise.
+        disable=not sys.stderr.isatty(),
     )
 
 

@@ -29,3 +29,15 @@ def test_masking_ties_and_consistency_with_topk():
         pos = items[row].tolist().index(t) if t in items[row] else None
         r = target_ranks(scores[row : row + 1].clone(), np.array([t]))[0]
         assert pos == r
+
+
+def test_topk_matches_a_full_stable_sort_under_heavy_ties():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        scores = torch.randint(0, 5, (6, 30), generator=gen).float()
+        scores[:, 0] = -torch.inf
+        scores[0, 1:] = 1.0  # a row of ties only
+        items, values = topk_stable(scores.clone(), 7)
+        vals, idx = torch.sort(scores, dim=1, descending=True, stable=True)
+        assert (items == idx[:, :7].numpy()).all()
+        assert (values == vals[:, :7].numpy()).all()

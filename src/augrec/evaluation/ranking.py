@@ -28,16 +28,31 @@ def target_ranks(scores: torch.Tensor, targets: np.ndarray) -> np.ndarray:
     """
     t = torch.from_numpy(np.asarray(targets, dtype=np.int64))
     ts = scores.gather(1, t[:, None])  # [B, 1]
-    higher = (scores > ts).sum(1)
+    higher = torch.count_nonzero(scores > ts, dim=1)
     ids = torch.arange(scores.shape[1])[None, :]
-    tied_before = ((scores == ts) & (ids < t[:, None])).sum(1)
+    tied_before = torch.count_nonzero((scores == ts) & (ids < t[:, None]), dim=1)
     ranks = (higher + tied_before).numpy().astype(np.int64)
     ranks[torch.isneginf(ts[:, 0]).numpy()] = MISS
     return ranks
 
 
 def topk_stable(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k ids and scores with the same tie order as `target_ranks`."""
+    """Top-k ids and scores with the same tie order as `target_ranks` (ties: lower id first).
+
+    `torch.topk` is fast but orders ties arbitrarily, so its k items are re-sorted by
+    (score desc, id asc); rows where a tie straddles the k-th place fall back to a full
+    stable sort, which picks the lower ids.
+    """
     k = min(k, scores.shape[1])
-    vals, idx = torch.sort(scores, dim=1, descending=True, stable=True)
-    return idx[:, :k].numpy().astype(np.int64), vals[:, :k].numpy().astype(np.float32)
+    vals, idx = torch.topk(scores, k, dim=1)
+    straddle = torch.count_nonzero(scores >= vals[:, -1:], dim=1) > k
+    vals_np, idx_np = vals.numpy().astype(np.float32), idx.numpy().astype(np.int64)
+    order = np.lexsort((idx_np, -vals_np.astype(np.float64)), axis=1)
+    idx_np = np.take_along_axis(idx_np, order, 1)
+    vals_np = np.take_along_axis(vals_np, order, 1)
+    rows = torch.nonzero(straddle).flatten()
+    if rows.numel():
+        v, i = torch.sort(scores[rows], dim=1, descending=True, stable=True)
+        idx_np[rows.numpy()] = i[:, :k].numpy()
+        vals_np[rows.numpy()] = v[:, :k].numpy()
+    return idx_np, vals_np
