@@ -136,7 +136,7 @@ def train(
     data: Annotated[
         Path, typer.Option("--data", help="Interactions file (any supported format) or directory.")
     ],
-    model: Annotated[str, typer.Option("--model", help="Model name: popularity, itemknn.")],
+    model: Annotated[str, typer.Option("--model", help="popularity, itemknn or sasrec.")],
     out: Annotated[Path, typer.Option("--out", help="Run directory to write (atomically).")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     config: Annotated[
@@ -144,6 +144,45 @@ def train(
         typer.Option("--config", help="YAML with split:, eval: and model: sections."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    device: Annotated[
+        str | None, typer.Option(help="cpu or cuda for gradient-trained models (sasrec).")
+    ] = None,
+    num_workers: Annotated[
+        int,
+        typer.Option(
+            "--num-workers",
+            help="Ray Train data-parallel workers; 0 trains in this process without Ray.",
+            rich_help_panel="Distributed (Ray Train)",
+        ),
+    ] = 0,
+    use_gpu: Annotated[
+        bool,
+        typer.Option(help="One GPU per worker (nccl).", rich_help_panel="Distributed (Ray Train)"),
+    ] = False,
+    cpus_per_worker: Annotated[
+        float, typer.Option(help="CPUs per worker.", rich_help_panel="Distributed (Ray Train)")
+    ] = 1.0,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Existing Ray cluster (ray://head:10001 or auto); default: start a local one.",
+            rich_help_panel="Distributed (Ray Train)",
+        ),
+    ] = None,
+    max_failures: Annotated[
+        int,
+        typer.Option(
+            help="Worker failures to recover from (resuming from the last checkpoint).",
+            rich_help_panel="Distributed (Ray Train)",
+        ),
+    ] = 2,
+    ray_storage: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where Ray Train keeps checkpoints (default ~/ray_results).",
+            rich_help_panel="Distributed (Ray Train)",
+        ),
+    ] = None,
 ) -> None:
     """Train on the training split, select on validation, evaluate once on test.
 
@@ -152,13 +191,24 @@ def train(
     OUT/model.pt and OUT/config.json. Nothing is written if anything fails.
     """
     from augrec.config import load_train_config
+    from augrec.training.ray_train import RayConfig
     from augrec.training.run import train_and_evaluate, write_run
 
     cfg = load_train_config(config)
+    if device is not None:
+        cfg.model["device"] = device
     if out.exists() and not overwrite:
         raise AugrecError(f"--out: '{out}' already exists (pass --overwrite to replace it)")
+    ray_cfg = RayConfig(
+        num_workers=num_workers,
+        use_gpu=use_gpu,
+        cpus_per_worker=cpus_per_worker,
+        ray_address=ray_address,
+        max_failures=max_failures,
+        storage_path=str(ray_storage.resolve()) if ray_storage else None,
+    )
     with _progress() as progress:
-        result = train_and_evaluate(data, model, cfg, seed=seed, progress=progress)
+        result = train_and_evaluate(data, model, cfg, seed=seed, progress=progress, ray_cfg=ray_cfg)
     write_run(result, out, cfg, overwrite=overwrite)
     metrics = result.metrics()
     print_metrics_table([metrics])
@@ -224,13 +274,13 @@ def demo(
 
 def main() -> None:
     """Console entry point: user errors print one clear message and exit 2, no traceback."""
+    from rich.text import Text
+
     try:
         app()
-    except AugrecError as exc:
-        _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
-    except FileExistsError as exc:
-        _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    except (AugrecError, FileExistsError) as exc:
+        # Text, not markup: messages contain "[null]"-style tags and user data.
+        _console(stderr=True).print(Text("error: ", style="bold red") + Text(str(exc)))
         sys.exit(2)
 
 

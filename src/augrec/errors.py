@@ -17,7 +17,9 @@ class Problem:
 
     def render(self) -> str:
         """One readable paragraph: what is wrong, where, how often, and a few rows."""
-        text = f"[{self.kind}] field '{self.field}': {self.message} ({self.count} rows)"
+        text = f"[{self.kind}] field '{self.field}': {self.message}"
+        if self.count:
+            text += f" ({self.count} rows)"
         if self.examples:
             text += "\n    e.g. " + "\n         ".join(self.examples)
         return text

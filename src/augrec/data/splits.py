@@ -47,6 +47,9 @@ class Split:
     train_times: list[np.ndarray]  # per user index, Unix seconds aligned with `train`
     valid: EvalSet
     test: EvalSet
+    # [n_items + 1, A] side-information ids per encoded item (attributes, category, brand),
+    # 0 = none; None when the dataset has no item attributes.
+    item_attributes: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -78,6 +81,33 @@ def _encode(ds: Dataset) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     )
     item_ids = np.concatenate([[-1], np.asarray(item_uniques, dtype=np.int64)])
     return np.asarray(user_uniques, dtype=np.int64), item_ids, enc
+
+
+def item_side_info(ds: Dataset, item_ids: np.ndarray) -> np.ndarray | None:
+    """Encode each item's attributes as ids 1..n_attributes, padded with 0 to one width.
+
+    Amazon's `*_item2attributes.json` gives attribute lists; otherwise the items table's
+    category and brand columns (when present) become two attribute slots.
+    """
+    per_item: list[list[str]] = [[] for _ in item_ids]
+    if ds.item_attributes:
+        for row, item in enumerate(item_ids):
+            per_item[row] = [f"a{a}" for a in ds.item_attributes.get(int(item), [])]
+    elif len(ds.items) and ({"category", "brand"} & set(ds.items.columns)):
+        table = ds.items.set_index("item_id")
+        cols = [c for c in ("category", "brand") if c in table.columns]
+        known = table.reindex(item_ids[1:])
+        for row, values in enumerate(known[cols].itertuples(index=False), start=1):
+            per_item[row] = [f"{c}={v}" for c, v in zip(cols, values, strict=True) if pd.notna(v)]
+    width = max((len(a) for a in per_item), default=0)
+    if width == 0:
+        return None
+    vocab: dict[str, int] = {}
+    out = np.zeros((len(item_ids), width), dtype=np.int64)
+    for row, attrs in enumerate(per_item):
+        for j, a in enumerate(attrs):
+            out[row, j] = vocab.setdefault(a, len(vocab) + 1)
+    return out
 
 
 def _group(enc: pd.DataFrame, n_users: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -113,7 +143,9 @@ def leave_one_out(ds: Dataset) -> Split:
         histories=[seqs[u][:-1] for u in evaluable],
         targets=np.array([seqs[u][-1] for u in evaluable], dtype=np.int64),
     )
-    return Split("loo", user_ids, item_ids, train, train_t, valid, test)
+    return Split(
+        "loo", user_ids, item_ids, train, train_t, valid, test, item_side_info(ds, item_ids)
+    )
 
 
 def temporal(ds: Dataset, test_cutoff: int | None = None, valid_cutoff: int | None = None) -> Split:
@@ -153,7 +185,9 @@ def temporal(ds: Dataset, test_cutoff: int | None = None, valid_cutoff: int | No
             t_tgt.append(s[n_before_test])
     valid = EvalSet(np.array(v_users, dtype=np.int64), v_hist, np.array(v_tgt, dtype=np.int64))
     test = EvalSet(np.array(t_users, dtype=np.int64), t_hist, np.array(t_tgt, dtype=np.int64))
-    return Split("temporal", user_ids, item_ids, train, train_t, valid, test)
+    return Split(
+        "temporal", user_ids, item_ids, train, train_t, valid, test, item_side_info(ds, item_ids)
+    )
 
 
 def make_split(ds: Dataset, kind: str = "loo", **kwargs: int | None) -> Split:

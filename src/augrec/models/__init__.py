@@ -11,6 +11,7 @@ from augrec.models.base import Recommender
 _MODELS = {
     "popularity": "augrec.models.popularity:Popularity",
     "itemknn": "augrec.models.itemknn:ItemKNN",
+    "sasrec": "augrec.models.sasrec:SASRec",
 }
 
 

@@ -27,8 +27,8 @@ class ModelConfig(BaseModel):
 class Reporter(Protocol):
     """Receives progress from `fit` (a console table locally, `ray.train.report` under Ray)."""
 
-    def report(self, metrics: dict[str, Any]) -> None:
-        """Record one step's metrics (epoch, loss, validation score...)."""
+    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> None:
+        """Record one epoch's metrics; `checkpoint` (when given) is enough to resume from."""
 
 
 # Given a model, returns validation metrics (e.g. {"ndcg@10": ...}); lets `fit` early-stop

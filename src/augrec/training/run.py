@@ -7,7 +7,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ import torch
 from augrec.config import TrainConfig
 from augrec.data.loaders import load_dataset
 from augrec.data.splits import Split, make_split
+from augrec.errors import ConfigError
 from augrec.evaluation.evaluate import (
     EvalResult,
     buckets,
@@ -27,6 +28,9 @@ from augrec.evaluation.metrics import ndcg
 from augrec.io import atomic_dir, write_json
 from augrec.models import build_model, model_class
 from augrec.models.base import Recommender, Reporter
+
+if TYPE_CHECKING:
+    from augrec.training.ray_train import RayConfig
 
 log = logging.getLogger(__name__)
 SELECT_METRIC = "ndcg@10"  # what selection compares; never computed on test
@@ -98,6 +102,7 @@ def train_and_evaluate(
     seed: int = 0,
     reporter: Reporter | None = None,
     progress: Any = None,
+    ray_cfg: RayConfig | None = None,
 ) -> RunResult:
     """Load, split, fit each candidate config, keep the best on validation, test it once."""
     cls = model_class(model_name)  # fail on a bad name before loading data
@@ -131,7 +136,24 @@ def train_and_evaluate(
         seed_everything(seed)
         model = build_model(model_name, params, seed=seed)
         t1 = time.perf_counter()
-        info = model.fit(split, validate=validate, reporter=reporter)
+        fit_reporter = reporter
+        if fit_reporter is None and hasattr(model.config, "epochs"):
+            from augrec.training.progress import ConsoleReporter
+
+            fit_reporter = ConsoleReporter(model.config.epochs, prefix=f"{model_name} ")
+        if ray_cfg is not None and ray_cfg.num_workers > 0:
+            if not hasattr(model, "build"):
+                raise ConfigError(
+                    f"--num-workers: {ray_cfg.num_workers} needs a model trained by gradient "
+                    f"descent; {model_name!r} fits in-process (use --num-workers 0)"
+                )
+            from augrec.training.ray_train import fit_with_ray
+
+            info = fit_with_ray(
+                model, data, config.split, ray_cfg, split.n_items, split.item_attributes
+            )
+        else:
+            info = model.fit(split, validate=validate, reporter=fit_reporter)
         t2 = time.perf_counter()
         valid = rank_users(model, split.valid, config.eval.batch_size)
         t_fit, t_eval = t_fit + t2 - t1, t_eval + time.perf_counter() - t2
