@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from augrec.errors import AugrecError
+from augrec.features.cli import features_app
 
 app = typer.Typer(
     help="augrec: train, evaluate and serve recommenders, and measure honestly whether "
@@ -22,6 +23,7 @@ data_app = typer.Typer(
     help="Generate, validate and inspect interaction data.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
 
 log = logging.getLogger("augrec")
 
