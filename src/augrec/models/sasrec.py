@@ -184,6 +184,7 @@ class SASRec(Recommender):
         self.net: SASRecNet | None = None
         self.item_attributes: np.ndarray | None = None
         self.fit_info: dict[str, Any] = {}
+        self.fit_history: list[dict[str, Any]] = []  # per-epoch loss, validation, timings
 
     @property
     def cfg(self) -> SASRecConfig:
@@ -214,6 +215,7 @@ class SASRec(Recommender):
             reporter=reporter,
         )
         self.fit_info = result.summary()
+        self.fit_history = result.history
         return self.fit_info
 
     @torch.no_grad()

@@ -179,6 +179,7 @@ def train_sequences(
         if out_of_time:
             stop = True
             result.stopped = f"time budget {cfg.time_budget_s:.0f}s"
+        metrics["wall_seconds"] = time.perf_counter() - t_start  # validation included
         metrics["best_epoch"] = result.best_epoch
         metrics[f"best_valid_{SELECT}"] = result.best_score
         result.history.append(metrics)
