@@ -263,9 +263,11 @@ def demo(
         interactions.to_parquet(tmp / "interactions.parquet", index=False)
         item_table.to_parquet(tmp / "items.parquet", index=False)
     log.info("demo data: %d interactions in %s", len(interactions), data_dir)
-    cfg = TrainConfig()
+    # Demo-sized settings; an empty config searches each model's grid on validation.
+    demo_params = {"sasrec": {"epochs": 30, "eval_every": 2, "patience": 3}}
     runs = []
     for name in available_models():
+        cfg = TrainConfig(model=demo_params.get(name, {}))
         with _progress() as progress:
             result = train_and_evaluate(data_dir, name, cfg, seed=seed, progress=progress)
         write_run(result, out / name, cfg, overwrite=True)
