@@ -47,6 +47,7 @@ class WorkerJob(BaseModel):
     model: str
     params: dict[str, Any]
     seed: int
+    augment: str | None = None
 
 
 class _RayReporter:
@@ -118,6 +119,11 @@ def train_worker(config: dict[str, Any]) -> None:
         else {}
     )
     split = make_split(ds, split_cfg.kind, **kwargs)
+    fit_split = split
+    if job.augment is not None:
+        from augrec.augment.synthetic_set import augmented_split, load
+
+        fit_split = augmented_split(split, load(Path(job.augment), split))
     device = ray.train.torch.get_device()
     params = {**job.params, "device": str(device)}
     model = build_model(job.model, params, seed=job.seed)
@@ -134,7 +140,7 @@ def train_worker(config: dict[str, Any]) -> None:
     )
     train_sequences(
         net,
-        split.train,
+        fit_split.train,
         model.config,
         seed=job.seed,
         validate=(lambda: validate(model)) if rank == 0 else None,
@@ -153,6 +159,7 @@ def fit_with_ray(
     ray_cfg: RayConfig,
     n_items: int,
     item_attributes: Any,
+    augment: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train `model` (a SASRec-like `Recommender` with `build`) on Ray Train workers.
 
@@ -178,6 +185,7 @@ def fit_with_ray(
             model=model.name,
             params=model.config.model_dump(exclude={"device"}),
             seed=model.seed,
+            augment=str(Path(augment).resolve()) if augment is not None else None,
         )
         resources = {"CPU": ray_cfg.cpus_per_worker}
         if ray_cfg.use_gpu:

@@ -56,6 +56,7 @@ class RunResult:
     valid: EvalResult
     test: EvalResult
     seconds: dict[str, float] = field(default_factory=dict)
+    augmentation: dict[str, Any] | None = None
 
     def metrics(self) -> dict[str, Any]:
         """The `metrics.json` document."""
@@ -69,6 +70,7 @@ class RunResult:
             "valid": summarize(self.valid, self.split),
             "buckets": buckets(self.test, self.split, self.split.test),
             "selection": {"metric": f"valid {SELECT_METRIC}", "candidates": self.candidates},
+            "augmentation": self.augmentation,
             "data": {
                 "users": len(self.split.user_ids),
                 "items": self.split.n_items,
@@ -103,6 +105,7 @@ def train_and_evaluate(
     reporter: Reporter | None = None,
     progress: Any = None,
     ray_cfg: RayConfig | None = None,
+    augment: str | Path | None = None,
 ) -> RunResult:
     """Load, split, fit each candidate config, keep the best on validation, test it once."""
     cls = model_class(model_name)  # fail on a bad name before loading data
@@ -117,6 +120,21 @@ def train_and_evaluate(
             else {}
         ),
     )
+    fit_split, augmentation = split, None
+    if augment is not None:
+        from augrec.augment.synthetic_set import augmented_split, load
+
+        synth = load(Path(augment), split)
+        fit_split = augmented_split(split, synth)
+        augmentation = {
+            "path": str(augment),
+            "method": synth.method,
+            "synthetic_interactions": synth.n_interactions,
+            "synthetic_share": round(synth.share(split), 6),
+            "users_extended": len(synth.prefixes),
+            "extra_sequences": len(synth.extra),
+        }
+        log.info("augmentation %s: %s", augment, augmentation)
     t_load = time.perf_counter() - t0
     log.info(
         "split %s: %d users, %d items, %d train interactions, %d valid / %d test users",
@@ -150,10 +168,16 @@ def train_and_evaluate(
             from augrec.training.ray_train import fit_with_ray
 
             info = fit_with_ray(
-                model, data, config.split, ray_cfg, split.n_items, split.item_attributes
+                model,
+                data,
+                config.split,
+                ray_cfg,
+                split.n_items,
+                split.item_attributes,
+                augment=augment,
             )
         else:
-            info = model.fit(split, validate=validate, reporter=fit_reporter)
+            info = model.fit(fit_split, validate=validate, reporter=fit_reporter)
         t2 = time.perf_counter()
         valid = rank_users(model, split.valid, config.eval.batch_size)
         t_fit, t_eval = t_fit + t2 - t1, t_eval + time.perf_counter() - t2
@@ -189,6 +213,7 @@ def train_and_evaluate(
         test=test,
         # train = fitting every candidate; eval = ranking validation (selection) and test.
         seconds={"load": round(t_load, 3), "train": round(t_fit, 3), "eval": round(t_eval, 3)},
+        augmentation=augmentation,
     )
 
 

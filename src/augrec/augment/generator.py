@@ -1,0 +1,143 @@
+"""The generator: a causal transformer over *reversed* histories that writes pseudo-prior items.
+
+ASReP (Liu et al., SIGIR 2021) pre-trains a transformer on reversed sequences so it can
+predict what a user bought *before* their first known item, then prepends such items to
+short histories. We reuse the SASRec network for it: the same blocks, trained by maximum
+likelihood on training interactions only (the loop in `training/loop.py`), then optionally
+refined adversarially (`augment/adversarial.py`).
+
+Shapes: B batch, L length, N n_items + 1 (0 = padding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from augrec.models.sasrec import SASRecConfig, SASRecNet, pad_left
+from augrec.training.loop import FitResult, train_sequences
+
+
+def reverse_all(seqs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each history read backwards: the generator's training data."""
+    return [np.ascontiguousarray(s[::-1]) for s in seqs]
+
+
+class ReverseGenerator:
+    """Samples items that plausibly came before a history."""
+
+    def __init__(self, n_items: int, cfg: SASRecConfig, seed: int = 0):
+        torch.manual_seed(seed)
+        self.cfg = cfg
+        self.seed = seed
+        self.n_items = n_items
+        self.net = SASRecNet(n_items, cfg, None)
+
+    def fit_mle(self, train: Sequence[np.ndarray], reporter: Any = None) -> FitResult:
+        """Maximum likelihood on reversed training histories (no validation: fixed epochs)."""
+        return train_sequences(
+            self.net, reverse_all(train), self.cfg, seed=self.seed, reporter=reporter
+        )
+
+    def step_logits(self, reversed_ctx: torch.Tensor) -> torch.Tensor:
+        """Next pseudo-prior item logits [B, N] for left-padded reversed contexts [B, L]."""
+        table = self.net.item_table()
+        h = self.net(reversed_ctx[:, -self.cfg.max_len :], table)[:, -1]
+        logits = h @ table.T
+        logits[:, 0] = -torch.inf
+        return logits
+
+    @torch.no_grad()
+    def sample_prefixes(
+        self,
+        histories: Sequence[np.ndarray],
+        lengths: Sequence[int],
+        temperature: float = 1.0,
+        banned: Sequence[np.ndarray] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[np.ndarray]:
+        """For each history, sample `lengths[i]` items that precede it, oldest first.
+
+        Items in the history, items already sampled for it, and `banned[i]` are never drawn:
+        a user does not rebuy, and the caller can rule out anything it must never emit.
+        """
+        self.net.eval()
+        out: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in histories]
+        todo = [i for i, n in enumerate(lengths) if n > 0]
+        # Batch by requested length so every row in a batch stops together.
+        for n_steps in sorted({int(lengths[i]) for i in todo}):
+            rows = [i for i in todo if int(lengths[i]) == n_steps]
+            for start in range(0, len(rows), 256):
+                batch = rows[start : start + 256]
+                ctx = [histories[i][::-1] for i in batch]
+                masks = torch.zeros(len(batch), self.n_items + 1, dtype=torch.bool)
+                for r, i in enumerate(batch):
+                    masks[r, histories[i]] = True
+                    if banned is not None and len(banned[i]):
+                        masks[r, banned[i]] = True
+                drawn = []
+                for _ in range(n_steps):
+                    seq = pad_left(ctx, self.cfg.max_len)
+                    logits = self.step_logits(seq) / max(temperature, 1e-6)
+                    logits = logits.masked_fill(masks, -torch.inf)
+                    nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
+                    masks[torch.arange(len(batch)), nxt] = True
+                    drawn.append(nxt.numpy())
+                    ctx = [np.append(c, x) for c, x in zip(ctx, nxt.numpy(), strict=True)]
+                sampled = np.stack(drawn, axis=1)  # [b, n_steps], newest-to-oldest order
+                for r, i in enumerate(batch):
+                    out[i] = sampled[r, ::-1].astype(np.int64)  # oldest first
+        return out
+
+    @torch.no_grad()
+    def sample_virtual(
+        self,
+        seeds: np.ndarray,
+        length: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> list[np.ndarray]:
+        """Virtual users: each ends with a seed item, preceded by `length - 1` sampled items."""
+        seeds = np.asarray(seeds, dtype=np.int64)
+        prefixes = self.sample_prefixes(
+            [np.array([s]) for s in seeds],
+            [length - 1] * len(seeds),
+            temperature,
+            generator=generator,
+        )
+        return [np.append(p, s) for p, s in zip(prefixes, seeds, strict=True)]
+
+    @torch.no_grad()
+    def log_likelihood(self, seqs: Sequence[np.ndarray], batch_size: int = 512) -> np.ndarray:
+        """Mean log-probability per item of each (forward) sequence under the generator.
+
+        The membership-inference attack's score: a generator that memorised its training
+        users gives them visibly higher likelihood than users it never saw.
+        """
+        self.net.eval()
+        out = np.zeros(len(seqs), dtype=np.float64)
+        rev = reverse_all(seqs)
+        for start in range(0, len(rev), batch_size):
+            chunk = rev[start : start + batch_size]
+            inputs = pad_left([s[:-1] for s in chunk], self.cfg.max_len)
+            targets = pad_left([s[1:] for s in chunk], self.cfg.max_len)
+            table = self.net.item_table()
+            logp = F.log_softmax(self.net(inputs, table) @ table.T, dim=-1)
+            tok = logp.gather(2, targets[..., None])[..., 0]
+            keep = targets > 0
+            sums = (tok * keep).sum(1)
+            counts = keep.sum(1).clamp(min=1)
+            out[start : start + len(chunk)] = (sums / counts).numpy()
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Weights, for checkpoints and selection."""
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore weights."""
+        self.net.load_state_dict(state)

@@ -1,0 +1,70 @@
+"""Write what `augrec augment` produced: the set, the report, the generator, atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from augrec.augment.synthetic_set import SyntheticSet, save
+from augrec.data.splits import Split
+from augrec.io import atomic_dir
+
+log = logging.getLogger(__name__)
+MIA_SAMPLE = 5000  # users per side for the membership-inference scores
+
+
+def build_report(split: Split, synth: SyntheticSet, info: dict[str, Any], seed: int) -> dict:
+    """The synthetic-data report: fidelity, diversity and privacy against a holdout."""
+    from augrec.augment.report import synthetic_report
+
+    members = info["members"]
+    member_train = [s for s, m in zip(split.train, members, strict=True) if m and len(s)]
+    holdout = [s for s, m in zip(split.train, members, strict=True) if not m and len(s)]
+    groups = split.item_attributes[:, 0] if split.item_attributes is not None else None
+    member_scores = nonmember_scores = None
+    gen = info.get("generator")
+    if gen is not None and holdout:
+        rng = np.random.default_rng(seed)
+        pick = lambda seqs: [seqs[i] for i in rng.permutation(len(seqs))[:MIA_SAMPLE]]  # noqa: E731
+        usable = lambda seqs: [s for s in seqs if len(s) >= 2]  # noqa: E731
+        member_scores = gen.log_likelihood(pick(usable(member_train)))
+        nonmember_scores = gen.log_likelihood(pick(usable(holdout)))
+    return synthetic_report(
+        member_train,
+        synth.sequences(),
+        holdout,
+        split.n_items,
+        item_groups=groups,
+        member_scores=member_scores,
+        nonmember_scores=nonmember_scores,
+    )
+
+
+def write_augmentation(
+    out: Path,
+    split: Split,
+    synth: SyntheticSet,
+    info: dict[str, Any],
+    report: dict,
+    overwrite: bool,
+) -> None:
+    """synthetic.parquet/json, synthetic_report.json/html, generator.pt, training traces."""
+    from augrec.augment.report import write_report
+
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        save(synth, split, tmp)
+        write_report(report, tmp)
+        gen = info.get("generator")
+        if gen is not None:
+            torch.save(
+                {"config": gen.cfg.model_dump(), "state": gen.state_dict()}, tmp / "generator.pt"
+            )
+        trace = {
+            k: info[k] for k in ("mle", "adversarial", "selection", "selected_step") if k in info
+        }
+        (tmp / "training.json").write_text(json.dumps(trace, indent=2, default=float) + "\n")

@@ -1,0 +1,182 @@
+"""`augrec augment`: build a synthetic set with one method and describe it.
+
+Methods (the ablation the platform always reports):
+- `none`: an empty set (the baseline every other method is compared with);
+- `heuristic`: CoSeRec operators applied to short users' real histories;
+- `mle`: the reverse generator, pre-trained by maximum likelihood only;
+- `gan`: the same generator, then adversarially refined; the checkpoint is chosen by the
+  selector recommender's *validation* NDCG@10 when trained on real + synthetic.
+
+The generator trains on the training split of "member" users only; a seeded share of users
+(`holdout_share`) is kept out of generator training so the privacy report has real users
+the generator never saw. Generation never emits an item the user has in the real log
+(training, validation or test): held-out items cannot enter training data through synthesis.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from augrec.augment.adversarial import AdversarialConfig, refine
+from augrec.augment.generator import ReverseGenerator
+from augrec.augment.heuristic import heuristic_sequences, nearest_neighbour
+from augrec.augment.synthetic_set import SyntheticSet, augmented_split
+from augrec.data.splits import Split
+from augrec.evaluation.evaluate import rank_users
+from augrec.evaluation.metrics import ndcg, tail_items
+from augrec.models import build_model
+from augrec.models.itemknn import cooccurrence_similarity
+from augrec.models.sasrec import SASRecConfig
+
+log = logging.getLogger(__name__)
+METHODS = ("none", "heuristic", "mle", "gan")
+
+
+class SelectorConfig(BaseModel):
+    """The recommender that judges generator checkpoints on validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = "sasrec"
+    params: dict[str, Any] = Field(default_factory=lambda: {"epochs": 10, "eval_every": 2})
+
+
+class AugmentConfig(BaseModel):
+    """What to generate, for whom, and how much."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["none", "heuristic", "mle", "gan"] = "gan"
+    max_history: int = Field(5, ge=1, description="extend users with at most this many items")
+    prepend: int = Field(3, ge=1, description="items written before each extended history")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature")
+    virtual_users: int = Field(0, ge=0, description="virtual users seeded on tail items")
+    virtual_length: int = Field(5, ge=2)
+    heuristic_copies: int = Field(1, ge=1, description="heuristic: copies per short user")
+    max_synthetic_share: float = Field(
+        0.3, gt=0, lt=1, description="cap: synthetic share of all training interactions"
+    )
+    holdout_share: float = Field(0.1, ge=0, lt=1, description="users kept from the generator")
+    generator: dict[str, Any] = Field(
+        default_factory=lambda: {"epochs": 30, "dropout": 0.3},
+        description="SASRecConfig values of the reverse generator",
+    )
+    adversarial: AdversarialConfig = AdversarialConfig()
+    selector: SelectorConfig = SelectorConfig()
+
+
+def member_mask(n_users: int, holdout_share: float, seed: int) -> np.ndarray:
+    """True for users whose training data may train the generator."""
+    rng = np.random.default_rng([seed, 7])
+    return rng.random(n_users) >= holdout_share
+
+
+def _real_items_per_user(split: Split) -> list[np.ndarray]:
+    """Every item each user has in the real log (train + validation + test targets)."""
+    items = [s.copy() for s in split.train]
+    for es in (split.valid, split.test):
+        for u, t in zip(es.users, es.targets, strict=True):
+            items[u] = np.append(items[u], t)
+    return items
+
+
+def write_with_generator(
+    gen: ReverseGenerator, split: Split, cfg: AugmentConfig, method: str, seed: int
+) -> SyntheticSet:
+    """Prefixes for short users and tail-seeded virtual users, within the share cap."""
+    rng = np.random.default_rng(seed)
+    torch_gen = torch.Generator().manual_seed(seed)
+    lengths = np.array([len(s) for s in split.train])
+    users = np.flatnonzero((lengths >= 1) & (lengths <= cfg.max_history))
+    real = _real_items_per_user(split)
+    prefixes = gen.sample_prefixes(
+        [split.train[u] for u in users],
+        [cfg.prepend] * len(users),
+        cfg.temperature,
+        banned=[real[u] for u in users],
+        generator=torch_gen,
+    )
+    synth = SyntheticSet(method=method, prefixes=dict(zip(users.tolist(), prefixes, strict=True)))
+    if cfg.virtual_users:
+        tail = np.flatnonzero(tail_items(split.item_counts) & (split.item_counts > 0))
+        seeds = rng.choice(tail, size=cfg.virtual_users, replace=True)
+        synth.extra = gen.sample_virtual(seeds, cfg.virtual_length, cfg.temperature, torch_gen)
+        synth.extra_kind = "virtual"
+    synth.cap(split, cfg.max_synthetic_share, rng)
+    return synth
+
+
+def validation_score(
+    split: Split, synth: SyntheticSet, selector: SelectorConfig, seed: int
+) -> float:
+    """Selector recommender trained on real + synthetic, scored on validation NDCG@10."""
+    model = build_model(selector.model, selector.params, seed=seed)
+    model.fit(augmented_split(split, synth))
+    return ndcg(rank_users(model, split.valid).ranks, 10)
+
+
+def augment(split: Split, cfg: AugmentConfig, seed: int = 0) -> tuple[SyntheticSet, dict[str, Any]]:
+    """Build the synthetic set for `cfg.method`; returns it with a record of how it was made.
+
+    The record carries the generator (under "generator") for the privacy report's
+    membership-inference scores, the member mask, timings and the selection trace.
+    """
+    t0 = time.perf_counter()
+    members = member_mask(len(split.train), cfg.holdout_share, seed)
+    info: dict[str, Any] = {"members": members, "generator": None, "selection": []}
+    if cfg.method == "none":
+        synth = SyntheticSet(method="none")
+    elif cfg.method == "heuristic":
+        lengths = np.array([len(s) for s in split.train])
+        users = np.flatnonzero((lengths >= 2) & (lengths <= cfg.max_history))
+        sim = cooccurrence_similarity(split.train, split.n_items, neighbors=20, shrink=10.0)
+        extra = heuristic_sequences(
+            split.train, users, cfg.heuristic_copies, nearest_neighbour(sim), seed
+        )
+        synth = SyntheticSet(method="heuristic", extra=extra, extra_kind="heuristic")
+        synth.cap(split, cfg.max_synthetic_share, np.random.default_rng(seed))
+    else:
+        gen_cfg = SASRecConfig(**{"use_attributes": False, **cfg.generator})
+        gen = ReverseGenerator(split.n_items, gen_cfg, seed=seed)
+        member_train = [s for s, m in zip(split.train, members, strict=True) if m]
+        log.info("generator: maximum likelihood on %d member histories", len(member_train))
+        fit = gen.fit_mle(member_train)
+        info["mle"] = fit.summary()
+        if cfg.method == "mle":
+            synth = write_with_generator(gen, split, cfg, "mle", seed)
+        else:
+            checkpoints, history = refine(
+                gen, member_train, split.item_counts, cfg.adversarial, seed
+            )
+            info["adversarial"] = history
+            best: tuple[float, int, SyntheticSet] | None = None
+            for step, state in checkpoints:
+                gen.load_state_dict(state)
+                candidate = write_with_generator(gen, split, cfg, "gan", seed)
+                score = validation_score(split, candidate, cfg.selector, seed)
+                info["selection"].append({"step": step, "valid_ndcg@10": score})
+                log.info("gan checkpoint step %d: selector valid ndcg@10 %.4f", step, score)
+                if best is None or score > best[0]:
+                    best = (score, step, candidate)
+            assert best is not None
+            _, step, synth = best
+            gen.load_state_dict(dict(checkpoints)[step])
+            info["selected_step"] = step
+        info["generator"] = gen
+    info["seconds"] = time.perf_counter() - t0
+    synth.meta.update(
+        {
+            "protocol": split.protocol,
+            "seed": seed,
+            "config": cfg.model_dump(),
+            "seconds": round(info["seconds"], 3),
+            **({"selected_step": info["selected_step"]} if "selected_step" in info else {}),
+        }
+    )
+    return synth, info
