@@ -133,6 +133,52 @@ def _print_mapping(title: str, mapping: dict[str, Any]) -> None:
     _console().print(table)
 
 
+_RAY = "Distributed (Ray Train)"
+NumWorkers = Annotated[
+    int,
+    typer.Option(
+        "--num-workers",
+        help="Ray Train data-parallel workers; 0 trains in this process without Ray.",
+        rich_help_panel=_RAY,
+    ),
+]
+UseGpu = Annotated[bool, typer.Option(help="One GPU per worker (nccl).", rich_help_panel=_RAY)]
+CpusPerWorker = Annotated[float, typer.Option(help="CPUs per worker.", rich_help_panel=_RAY)]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        help="Existing Ray cluster (ray://head:10001 or auto); default: start a local one.",
+        rich_help_panel=_RAY,
+    ),
+]
+MaxFailures = Annotated[
+    int,
+    typer.Option(
+        help="Worker failures to recover from (resuming from the last checkpoint).",
+        rich_help_panel=_RAY,
+    ),
+]
+RayStorage = Annotated[
+    Path | None,
+    typer.Option(
+        help="Where Ray Train keeps checkpoints (default ~/ray_results).", rich_help_panel=_RAY
+    ),
+]
+
+
+def _ray_config(num_workers, use_gpu, cpus_per_worker, ray_address, max_failures, ray_storage):
+    from augrec.training.ray_train import RayConfig
+
+    return RayConfig(
+        num_workers=num_workers,
+        use_gpu=use_gpu,
+        cpus_per_worker=cpus_per_worker,
+        ray_address=ray_address,
+        max_failures=max_failures,
+        storage_path=str(ray_storage.resolve()) if ray_storage else None,
+    )
+
+
 @app.command("train")
 def train(
     data: Annotated[
@@ -149,46 +195,16 @@ def train(
     device: Annotated[
         str | None, typer.Option(help="cpu or cuda for gradient-trained models (sasrec).")
     ] = None,
-    num_workers: Annotated[
-        int,
-        typer.Option(
-            "--num-workers",
-            help="Ray Train data-parallel workers; 0 trains in this process without Ray.",
-            rich_help_panel="Distributed (Ray Train)",
-        ),
-    ] = 0,
-    use_gpu: Annotated[
-        bool,
-        typer.Option(help="One GPU per worker (nccl).", rich_help_panel="Distributed (Ray Train)"),
-    ] = False,
-    cpus_per_worker: Annotated[
-        float, typer.Option(help="CPUs per worker.", rich_help_panel="Distributed (Ray Train)")
-    ] = 1.0,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            help="Existing Ray cluster (ray://head:10001 or auto); default: start a local one.",
-            rich_help_panel="Distributed (Ray Train)",
-        ),
-    ] = None,
-    max_failures: Annotated[
-        int,
-        typer.Option(
-            help="Worker failures to recover from (resuming from the last checkpoint).",
-            rich_help_panel="Distributed (Ray Train)",
-        ),
-    ] = 2,
     augment: Annotated[
         Path | None,
         typer.Option(help="Synthetic set from `augrec augment`: train on real + synthetic."),
     ] = None,
-    ray_storage: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where Ray Train keeps checkpoints (default ~/ray_results).",
-            rich_help_panel="Distributed (Ray Train)",
-        ),
-    ] = None,
+    num_workers: NumWorkers = 0,
+    use_gpu: UseGpu = False,
+    cpus_per_worker: CpusPerWorker = 1.0,
+    ray_address: RayAddress = None,
+    max_failures: MaxFailures = 2,
+    ray_storage: RayStorage = None,
 ) -> None:
     """Train on the training split, select on validation, evaluate once on test.
 
@@ -197,7 +213,6 @@ def train(
     OUT/model.pt and OUT/config.json. Nothing is written if anything fails.
     """
     from augrec.config import load_train_config
-    from augrec.training.ray_train import RayConfig
     from augrec.training.run import train_and_evaluate, write_run
 
     cfg = load_train_config(config)
@@ -205,13 +220,8 @@ def train(
         cfg.model["device"] = device
     if out.exists() and not overwrite:
         raise AugrecError(f"--out: '{out}' already exists (pass --overwrite to replace it)")
-    ray_cfg = RayConfig(
-        num_workers=num_workers,
-        use_gpu=use_gpu,
-        cpus_per_worker=cpus_per_worker,
-        ray_address=ray_address,
-        max_failures=max_failures,
-        storage_path=str(ray_storage.resolve()) if ray_storage else None,
+    ray_cfg = _ray_config(
+        num_workers, use_gpu, cpus_per_worker, ray_address, max_failures, ray_storage
     )
     with _progress() as progress:
         result = train_and_evaluate(data, model, cfg, seed=seed, progress=progress, ray_cfg=ray_cfg)
@@ -241,6 +251,12 @@ def augment_cmd(
         bool, typer.Option(help="Exit non-zero when a privacy gate of the report fails.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+    num_workers: NumWorkers = 0,
+    use_gpu: UseGpu = False,
+    cpus_per_worker: CpusPerWorker = 1.0,
+    ray_address: RayAddress = None,
+    max_failures: MaxFailures = 2,
+    ray_storage: RayStorage = None,
 ) -> None:
     """Write synthetic user behaviour for the training split, and a report on it.
 
@@ -276,7 +292,10 @@ def augment_cmd(
     split = make_split(ds, split_cfg.kind, **kwargs)
     from augrec.augment.pipeline import augment
 
-    synth, info = augment(split, aug_cfg, seed=seed)
+    ray_cfg = _ray_config(
+        num_workers, use_gpu, cpus_per_worker, ray_address, max_failures, ray_storage
+    )
+    synth, info = augment(split, aug_cfg, seed=seed, ray=(data, split_cfg, ray_cfg))
     synth.meta["data"] = str(data)
     report = build_report(split, synth, info, seed)
     write_augmentation(out, split, synth, info, report, overwrite)

@@ -35,7 +35,7 @@ class ReverseGenerator:
         self.cfg = cfg
         self.seed = seed
         self.n_items = n_items
-        self.net = SASRecNet(n_items, cfg, None)
+        self.net = SASRecNet(n_items, cfg, None).to(cfg.device)
 
     def fit_mle(self, train: Sequence[np.ndarray], reporter: Any = None) -> FitResult:
         """Maximum likelihood on reversed training histories (no validation: fixed epochs)."""
@@ -46,8 +46,8 @@ class ReverseGenerator:
     def step_logits(self, reversed_ctx: torch.Tensor) -> torch.Tensor:
         """Next pseudo-prior item logits [B, N] for left-padded reversed contexts [B, L]."""
         table = self.net.item_table()
-        h = self.net(reversed_ctx[:, -self.cfg.max_len :], table)[:, -1]
-        logits = h @ table.T
+        h = self.net(reversed_ctx[:, -self.cfg.max_len :].to(self.cfg.device), table)[:, -1]
+        logits = (h @ table.T).float().cpu()
         logits[:, 0] = -torch.inf
         return logits
 
@@ -123,15 +123,15 @@ class ReverseGenerator:
         rev = reverse_all(seqs)
         for start in range(0, len(rev), batch_size):
             chunk = rev[start : start + batch_size]
-            inputs = pad_left([s[:-1] for s in chunk], self.cfg.max_len)
-            targets = pad_left([s[1:] for s in chunk], self.cfg.max_len)
+            inputs = pad_left([s[:-1] for s in chunk], self.cfg.max_len).to(self.cfg.device)
+            targets = pad_left([s[1:] for s in chunk], self.cfg.max_len).to(self.cfg.device)
             table = self.net.item_table()
             logp = F.log_softmax(self.net(inputs, table) @ table.T, dim=-1)
             tok = logp.gather(2, targets[..., None])[..., 0]
             keep = targets > 0
             sums = (tok * keep).sum(1)
             counts = keep.sum(1).clamp(min=1)
-            out[start : start + len(chunk)] = (sums / counts).numpy()
+            out[start : start + len(chunk)] = (sums / counts).cpu().numpy()
         return out
 
     def state_dict(self) -> dict[str, Any]:

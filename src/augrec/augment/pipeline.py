@@ -121,11 +121,19 @@ def validation_score(
     return ndcg(rank_users(model, split.valid).ranks, 10)
 
 
-def augment(split: Split, cfg: AugmentConfig, seed: int = 0) -> tuple[SyntheticSet, dict[str, Any]]:
+def augment(
+    split: Split,
+    cfg: AugmentConfig,
+    seed: int = 0,
+    ray: tuple[Any, Any, Any] | None = None,
+) -> tuple[SyntheticSet, dict[str, Any]]:
     """Build the synthetic set for `cfg.method`; returns it with a record of how it was made.
 
     The record carries the generator (under "generator") for the privacy report's
     membership-inference scores, the member mask, timings and the selection trace.
+    `ray` = (data path, SplitConfig, RayConfig) runs maximum-likelihood pre-training on Ray
+    Train workers; the adversarial phase always runs here (it alternates two small models on
+    small batches, where data parallelism buys little).
     """
     t0 = time.perf_counter()
     members = member_mask(len(split.train), cfg.holdout_share, seed)
@@ -146,8 +154,12 @@ def augment(split: Split, cfg: AugmentConfig, seed: int = 0) -> tuple[SyntheticS
         gen = ReverseGenerator(split.n_items, gen_cfg, seed=seed)
         member_train = [s for s, m in zip(split.train, members, strict=True) if m]
         log.info("generator: maximum likelihood on %d member histories", len(member_train))
-        fit = gen.fit_mle(member_train)
-        info["mle"] = fit.summary()
+        if ray is not None and ray[2].num_workers > 0:
+            from augrec.training.ray_train import fit_generator_with_ray
+
+            info["mle"] = fit_generator_with_ray(gen, ray[0], ray[1], ray[2], cfg.holdout_share)
+        else:
+            info["mle"] = gen.fit_mle(member_train).summary()
         if cfg.method == "mle":
             synth = write_with_generator(gen, split, cfg, "mle", seed)
         else:

@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,14 +40,20 @@ class RayConfig(BaseModel):
 
 
 class WorkerJob(BaseModel):
-    """Everything a worker needs, as JSON-able values (Ray's `train_loop_config`)."""
+    """Everything a worker needs, as JSON-able values (Ray's `train_loop_config`).
 
+    `task` is "recommender" (fit a model, validating on rank 0) or "generator" (maximum
+    likelihood of the reverse generator on member users' reversed histories).
+    """
+
+    task: Literal["recommender", "generator"] = "recommender"
     data: str
     split: dict[str, Any]
     model: str
     params: dict[str, Any]
     seed: int
     augment: str | None = None
+    holdout_share: float = 0.0
 
 
 class _RayReporter:
@@ -126,24 +132,36 @@ def train_worker(config: dict[str, Any]) -> None:
         fit_split = augmented_split(split, load(Path(job.augment), split))
     device = ray.train.torch.get_device()
     params = {**job.params, "device": str(device)}
-    model = build_model(job.model, params, seed=job.seed)
-    net = model.build(split.n_items, split.item_attributes)
-    loss_module = ray.train.torch.prepare_model(LossModule(net, model.config))
+    if job.task == "generator":
+        from augrec.augment.generator import ReverseGenerator, reverse_all
+        from augrec.augment.pipeline import member_mask
+        from augrec.models.sasrec import SASRecConfig
+
+        cfg = SASRecConfig(**params)
+        gen = ReverseGenerator(split.n_items, cfg, seed=job.seed)
+        members = member_mask(len(split.train), job.holdout_share, job.seed)
+        sequences = reverse_all([s for s, m in zip(split.train, members, strict=True) if m])
+        net, validate_fn = gen.net.to(device), None
+    else:
+        model = build_model(job.model, params, seed=job.seed)
+        net, cfg = model.build(split.n_items, split.item_attributes), model.config
+        sequences = fit_split.train
+        validate = validation_ndcg(split)
+        validate_fn = (lambda: validate(model)) if rank == 0 else None
+    loss_module = ray.train.torch.prepare_model(LossModule(net, cfg))
     resume = None
     latest = ray.train.get_checkpoint()
     if latest is not None:
         resume = _load_state(latest)
         log.warning("worker %d resuming from epoch %d", rank, resume["epoch"])
-    validate = validation_ndcg(split)
-    console = (
-        ConsoleReporter(model.config.epochs, prefix=f"[ray rank 0/{world}] ") if rank == 0 else None
-    )
+    prefix = f"[ray {job.task} rank 0/{world}] "
+    console = ConsoleReporter(cfg.epochs, prefix=prefix) if rank == 0 else None
     train_sequences(
         net,
-        fit_split.train,
-        model.config,
+        sequences,
+        cfg,
         seed=job.seed,
-        validate=(lambda: validate(model)) if rank == 0 else None,
+        validate=validate_fn,
         reporter=_RayReporter(rank, console),
         resume=resume,
         rank=rank,
@@ -152,19 +170,8 @@ def train_worker(config: dict[str, Any]) -> None:
     )
 
 
-def fit_with_ray(
-    model: Any,
-    data: str | Path,
-    split: SplitConfig,
-    ray_cfg: RayConfig,
-    n_items: int,
-    item_attributes: Any,
-    augment: str | Path | None = None,
-) -> dict[str, Any]:
-    """Train `model` (a SASRec-like `Recommender` with `build`) on Ray Train workers.
-
-    Returns a summary of the fit; `model` ends holding the best validated weights.
-    """
+def run_trainer(job: WorkerJob, ray_cfg: RayConfig) -> dict[str, Any]:
+    """Run `train_worker` on Ray Train and return the last checkpoint's state dict."""
     import ray
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -179,14 +186,6 @@ def fit_with_ray(
         ray.init(address=ray_cfg.ray_address, **kwargs)
         started_here = True
     try:
-        job = WorkerJob(
-            data=str(Path(data).resolve()),
-            split=split.model_dump(),
-            model=model.name,
-            params=model.config.model_dump(exclude={"device"}),
-            seed=model.seed,
-            augment=str(Path(augment).resolve()) if augment is not None else None,
-        )
         resources = {"CPU": ray_cfg.cpus_per_worker}
         if ray_cfg.use_gpu:
             resources["GPU"] = ray_cfg.gpus_per_worker
@@ -210,9 +209,57 @@ def fit_with_ray(
         if result.checkpoint is None:
             raise RuntimeError("Ray Train finished without a checkpoint")
         state = _load_state(result.checkpoint)
+        state["checkpoint_path"] = str(result.checkpoint.path)
+        return state
     finally:
         if started_here:
             ray.shutdown()
+
+
+def fit_generator_with_ray(
+    gen: Any, data: str | Path, split: SplitConfig, ray_cfg: RayConfig, holdout_share: float
+) -> dict[str, Any]:
+    """Maximum-likelihood pre-training of a `ReverseGenerator` on Ray Train workers."""
+    job = WorkerJob(
+        task="generator",
+        data=str(Path(data).resolve()),
+        split=split.model_dump(),
+        model="generator",
+        params=gen.cfg.model_dump(exclude={"device"}),
+        seed=gen.seed,
+        holdout_share=holdout_share,
+    )
+    state = run_trainer(job, ray_cfg)
+    gen.net.load_state_dict(state["net"])
+    return {
+        "epochs_run": state["epoch"],
+        "num_workers": ray_cfg.num_workers,
+        "seconds_per_epoch": round(state["elapsed"] / max(state["epoch"], 1), 3),
+    }
+
+
+def fit_with_ray(
+    model: Any,
+    data: str | Path,
+    split: SplitConfig,
+    ray_cfg: RayConfig,
+    n_items: int,
+    item_attributes: Any,
+    augment: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train `model` (a SASRec-like `Recommender` with `build`) on Ray Train workers.
+
+    Returns a summary of the fit; `model` ends holding the best validated weights.
+    """
+    job = WorkerJob(
+        data=str(Path(data).resolve()),
+        split=split.model_dump(),
+        model=model.name,
+        params=model.config.model_dump(exclude={"device"}),
+        seed=model.seed,
+        augment=str(Path(augment).resolve()) if augment is not None else None,
+    )
+    state = run_trainer(job, ray_cfg)
     model.build(n_items, item_attributes)
     model.net.load_state_dict(state["best_state"] or state["net"])
     history = state["history"]
@@ -223,5 +270,5 @@ def fit_with_ray(
         "num_workers": ray_cfg.num_workers,
         "resumed_from_epochs": [h["resumed_from"] for h in history if "resumed_from" in h],
         "seconds_per_epoch": round(state["elapsed"] / max(state["epoch"], 1), 3),
-        "checkpoint": str(result.checkpoint.path),
+        "checkpoint": state["checkpoint_path"],
     }
