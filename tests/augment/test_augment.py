@@ -34,7 +34,9 @@ def test_generator_shapes_sampling_and_likelihood(split):
     assert gen.step_logits(torch.tensor([[0, 3, 2]])).shape == (1, split.n_items + 1)
     hist = [np.array([5, 6]), np.array([7])]
     banned = [np.array([8, 9]), np.array([], dtype=np.int64)]
-    out = gen.sample_prefixes(hist, [4, 2], banned=banned, generator=torch.Generator().manual_seed(0))
+    out = gen.sample_prefixes(
+        hist, [4, 2], banned=banned, generator=torch.Generator().manual_seed(0)
+    )
     assert [len(p) for p in out] == [4, 2]
     for p, h, b in zip(out, hist, banned, strict=True):
         assert len(set(p)) == len(p)  # no repeats
@@ -125,16 +127,46 @@ def test_one_epoch_gan_end_to_end(tmp_path, synthetic_dir):
     cfg = tmp_path / "aug.yaml"
     cfg.write_text(json.dumps({"augment": TINY}))  # JSON is YAML
     out = tmp_path / "gan"
-    assert run_cli("augment", "--data", str(synthetic_dir), "--method", "gan", "--out", str(out),
-                   "--config", str(cfg)) == 0
+    assert (
+        run_cli(
+            "augment",
+            "--data",
+            str(synthetic_dir),
+            "--method",
+            "gan",
+            "--out",
+            str(out),
+            "--config",
+            str(cfg),
+        )
+        == 0
+    )
     names = {p.name for p in out.iterdir()}
-    assert {"synthetic.parquet", "synthetic.json", "synthetic_report.json",
-            "synthetic_report.html", "generator.pt", "training.json"} <= names
+    assert {
+        "synthetic.parquet",
+        "synthetic.json",
+        "synthetic_report.json",
+        "synthetic_report.html",
+        "generator.pt",
+        "training.json",
+    } <= names
     meta = json.loads((out / "synthetic.json").read_text())
     assert meta["method"] == "gan" and "selected_step" in meta
     run = tmp_path / "run"
-    assert run_cli("train", "--data", str(synthetic_dir), "--model", "itemknn", "--out", str(run),
-                   "--augment", str(out)) == 0
+    assert (
+        run_cli(
+            "train",
+            "--data",
+            str(synthetic_dir),
+            "--model",
+            "itemknn",
+            "--out",
+            str(run),
+            "--augment",
+            str(out),
+        )
+        == 0
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["augmentation"]["method"] == "gan"
     assert metrics["augmentation"]["synthetic_interactions"] == meta["synthetic_interactions"]

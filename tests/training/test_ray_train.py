@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
@@ -43,7 +44,9 @@ def ray_cfg(tmp_path: Path, **kw) -> RayConfig:
     return RayConfig(num_workers=2, cpus_per_worker=2, storage_path=str(tmp_path), **kw)
 
 
-def test_two_workers_on_two_nodes_reach_the_one_worker_band(two_node_cluster, synthetic_dir, tmp_path):
+def test_two_workers_on_two_nodes_reach_the_one_worker_band(
+    two_node_cluster, synthetic_dir, tmp_path
+):
     cfg = TrainConfig(model=PARAMS)
     single = train_and_evaluate(synthetic_dir, "sasrec", cfg, seed=0).metrics()
     multi = train_and_evaluate(
@@ -94,3 +97,24 @@ def test_killed_worker_resumes_from_last_checkpoint(two_node_cluster, synthetic_
     assert fit["epochs_run"] == 12  # finished every epoch
     assert fit["resumed_from_epochs"] and min(fit["resumed_from_epochs"]) >= 1  # not from scratch
     assert run.metrics()["test"]["ndcg@10"] > 0.05
+
+
+def test_generator_pretrains_on_ray_workers(two_node_cluster, synthetic_dir, tmp_path):
+    from augrec.augment.pipeline import AugmentConfig, augment
+    from augrec.config import SplitConfig
+    from augrec.data.loaders import load_dataset
+    from augrec.data.splits import leave_one_out
+
+    split = leave_one_out(load_dataset(synthetic_dir))
+    cfg = AugmentConfig(method="mle", generator={"epochs": 2, "hidden": 16})
+    synth, info = augment(
+        split, cfg, seed=0, ray=(synthetic_dir, SplitConfig(), ray_cfg(tmp_path, run_name="gen"))
+    )
+    assert info["mle"]["num_workers"] == 2 and info["mle"]["epochs_run"] == 2
+    assert synth.n_interactions > 0
+    # the pre-trained generator prefers real histories to shuffled ones
+    real = [s for s in split.train if len(s) >= 4][:300]
+    rng = np.random.default_rng(0)
+    fake = [rng.integers(1, split.n_items + 1, size=len(s)) for s in real]
+    gen = info["generator"]
+    assert gen.log_likelihood(real).mean() > gen.log_likelihood(fake).mean()
