@@ -39,14 +39,19 @@ def aggregate(runs: list[dict]) -> dict:
         out[split] = {}
         for k in KEYS:
             vals = np.array([r[split][k] for r in runs])
-            out[split][k] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
+            out[split][k] = {
+                "mean": float(vals.mean()),
+                "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+            }
     out["train_seconds"] = float(np.mean([r["seconds"]["train"] for r in runs]))
     out["fit"] = [r["selection"]["candidates"] for r in runs]
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--models", nargs="+", default=["popularity", "itemknn", "sasrec"])
     ap.add_argument("--seeds", type=int, default=3)

@@ -1,0 +1,219 @@
+"""Augmentation ablation: none / heuristic / mle / gan into the same recommender, over seeds.
+
+For each (method, seed): `augrec augment` writes a synthetic set, then the recommender trains
+on real + synthetic and is evaluated on the real held-out test items. Prints JSON and writes
+the table into docs/benchmarks.md (between the augmentation markers): overall and per-bucket
+test NDCG@10 / HR@10 (mean ± std over seeds), a paired per-user significance test against no
+augmentation, wall time and synthetic share.
+
+Resumable across sessions: each finished (method, seed) leaves a small result file under
+`--results` (committed: benchmarks/results/augmentation/), and is skipped on rerun.
+
+    python benchmarks/augmentation.py --data ../shared/datasets/amazon-beauty/Beauty.txt \
+        --seeds 3 --config benchmarks/configs/augmentation-beauty.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy import stats
+
+from augrec.augment.outputs import build_report, write_augmentation
+from augrec.augment.pipeline import METHODS, AugmentConfig, augment
+from augrec.config import TrainConfig
+from augrec.data.loaders import load_dataset
+from augrec.data.splits import leave_one_out
+from augrec.evaluation.metrics import per_user_ndcg
+from augrec.training.run import train_and_evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+SHORT = 5  # users with at most this many training items: the sparse users augmentation is for
+log = logging.getLogger("augmentation")
+
+
+def run_one(data: Path, method: str, seed: int, cfg: dict, work: Path, results: Path) -> dict:
+    out = results / f"{method}-seed{seed}.json"
+    if out.exists():
+        log.info("skip %s seed %d (done)", method, seed)
+        return json.loads(out.read_text())
+    split = leave_one_out(load_dataset(data))
+    t0 = time.perf_counter()
+    aug_cfg = AugmentConfig(**{**cfg.get("augment", {}), "method": method})
+    synth, info = augment(split, aug_cfg, seed=seed)
+    t_aug = time.perf_counter() - t0
+    set_dir = work / f"{method}-seed{seed}"
+    report = build_report(split, synth, info, seed)
+    write_augmentation(set_dir, split, synth, info, report, overwrite=True)
+    train_cfg = TrainConfig(**cfg.get("train", {}))
+    run = train_and_evaluate(
+        data, cfg.get("model", "sasrec"), train_cfg, seed=seed, augment=set_dir
+    )
+    metrics = run.metrics()
+    result = {
+        "method": method,
+        "seed": seed,
+        "test": metrics["test"],
+        "valid": metrics["valid"],
+        "buckets": metrics["buckets"],
+        "synthetic_share": synth.share(split),
+        "synthetic_interactions": synth.n_interactions,
+        "seconds": {"augment": t_aug, **metrics["seconds"]},
+        "selection": info.get("selection"),
+        "privacy_passed": report.get("passed"),
+        # per-user test ranks (test-user order), for paired tests across methods
+        "ranks": np.minimum(run.test.ranks, 10_000).astype(int).tolist(),
+        "history_length": [len(split.train[u]) for u in split.test.users],
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result) + "\n")
+    return result
+
+
+def mean_std(values: list[float]) -> dict:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
+
+
+def paired(base: list[dict], other: list[dict], short_only: bool) -> dict:
+    """Per-user NDCG@10 averaged over seeds, then a paired t-test and Wilcoxon against `base`."""
+    b = np.mean([per_user_ndcg(np.asarray(r["ranks"]), 10) for r in base], axis=0)
+    o = np.mean([per_user_ndcg(np.asarray(r["ranks"]), 10) for r in other], axis=0)
+    if short_only:
+        keep = np.asarray(base[0]["history_length"]) <= SHORT
+        b, o = b[keep], o[keep]
+    diff = o - b
+    t = stats.ttest_rel(o, b) if diff.any() else None
+    w = stats.wilcoxon(diff[diff != 0]) if (diff != 0).sum() > 10 else None
+    return {
+        "users": int(len(diff)),
+        "base_ndcg@10": float(b.mean()),
+        "ndcg@10": float(o.mean()),
+        "relative_lift": float(o.mean() / b.mean() - 1) if b.mean() > 0 else None,
+        "p_ttest": float(t.pvalue) if t is not None else None,
+        "p_wilcoxon": float(w.pvalue) if w is not None else None,
+    }
+
+
+def summarise(by_method: dict[str, list[dict]]) -> dict:
+    out = {}
+    base = by_method.get("none")
+    for method, runs in by_method.items():
+        if not runs:
+            continue
+        entry = {
+            "seeds": [r["seed"] for r in runs],
+            "test": {k: mean_std([r["test"][k] for r in runs]) for k in ("ndcg@10", "hr@10")},
+            "buckets": {
+                kind: {
+                    b: mean_std([r["buckets"][kind][b]["ndcg@10"] for r in runs])
+                    for b in runs[0]["buckets"][kind]
+                }
+                for kind in ("history_length", "target_popularity")
+            },
+            "synthetic_share": float(np.mean([r["synthetic_share"] for r in runs])),
+            "wall_seconds": float(np.mean([sum(r["seconds"].values()) for r in runs])),
+            "privacy_passed": all(r["privacy_passed"] is not False for r in runs),
+        }
+        if base and method != "none":
+            n = min(len(base), len(runs))
+            entry["paired_vs_none"] = {
+                "all": paired(base[:n], runs[:n], short_only=False),
+                f"history<={SHORT}": paired(base[:n], runs[:n], short_only=True),
+            }
+        out[method] = entry
+    return out
+
+
+def markdown(summary: dict, command: str) -> str:
+    def ms(d):
+        return f"{d['mean']:.4f} ± {d['std']:.4f}"
+
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "| method | seeds | NDCG@10 | HR@10 | NDCG@10 users ≤5 items | lift ≤5 vs none (p) "
+        "| lift all vs none (p) | synthetic share | wall s | privacy gates |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m, e in summary.items():
+        short = e["buckets"]["history_length"]
+        short_ndcg = (short["<=3"]["mean"] + short["4-5"]["mean"]) / 2  # display only
+        p = e.get("paired_vs_none", {})
+
+        def lift(key, p=p):
+            if key not in p or p[key]["relative_lift"] is None:
+                return "—"
+            q = p[key]
+            pv = q["p_ttest"]
+            return f"{q['relative_lift']:+.1%} (p={pv:.3g})" if pv is not None else "0"
+
+        lines.append(
+            f"| {m} | {len(e['seeds'])} | {ms(e['test']['ndcg@10'])} | {ms(e['test']['hr@10'])} "
+            f"| {short_ndcg:.4f} | {lift(f'history<={SHORT}')} | {lift('all')} "
+            f"| {e['synthetic_share']:.3f} | {e['wall_seconds']:.0f} "
+            f"| {'pass' if e['privacy_passed'] else 'FAIL'} |"
+        )
+    lines += ["", "NDCG@10 by training-history length (mean over seeds):", ""]
+    buckets = list(next(iter(summary.values()))["buckets"]["history_length"])
+    lines.append("| method | " + " | ".join(buckets) + " |")
+    lines.append("|---|" + "---|" * len(buckets))
+    for m, e in summary.items():
+        h = e["buckets"]["history_length"]
+        lines.append(f"| {m} | " + " | ".join(f"{h[b]['mean']:.4f}" for b in buckets) + " |")
+    lines += ["", "NDCG@10 by target popularity (training interactions):", ""]
+    pops = list(next(iter(summary.values()))["buckets"]["target_popularity"])
+    lines.append("| method | " + " | ".join(pops) + " |")
+    lines.append("|---|" + "---|" * len(pops))
+    for m, e in summary.items():
+        h = e["buckets"]["target_popularity"]
+        lines.append(f"| {m} | " + " | ".join(f"{h[b]['mean']:.4f}" for b in pops) + " |")
+    return "\n".join(lines)
+
+
+def write_docs(text: str, docs: Path) -> None:
+    start, end = "<!-- augmentation:start -->", "<!-- augmentation:end -->"
+    body = docs.read_text() if docs.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text}\n{end}"
+    if start in body:
+        body = re.sub(re.escape(start) + ".*?" + re.escape(end), block, body, flags=re.S)
+    else:
+        body += f"\n## Augmentation ablation (issue 4)\n\n{block}\n"
+    docs.write_text(body)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--config", type=Path, help="YAML: augment:, train:, model:")
+    ap.add_argument("--work", type=Path, default=Path("runs/augmentation"))
+    ap.add_argument("--results", type=Path, default=REPO / "benchmarks/results/augmentation")
+    ap.add_argument("--no-docs", action="store_true", help="don't update docs/benchmarks.md")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    cfg = yaml.safe_load(args.config.read_text()) if args.config else {}
+    by_method: dict[str, list[dict]] = {m: [] for m in args.methods}
+    for seed in range(args.seeds):  # seed-major: a partial run covers every method
+        for method in args.methods:
+            by_method[method].append(run_one(args.data, method, seed, cfg, args.work, args.results))
+    summary = summarise(by_method)
+    print(json.dumps(summary, indent=2))
+    if not args.no_docs:
+        command = "python " + " ".join(sys.argv)
+        write_docs(markdown(summary, command), REPO / "docs" / "benchmarks.md")
+
+
+if __name__ == "__main__":
+    main()
