@@ -1,0 +1,1 @@
+"""Synthetic data: generators, augmentation policies and the synthetic-data report."""
