@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ from augrec.augment.report import (
     _group_mix,
     privacy_failures,
     synthetic_report,
+    write_report,
 )
 from augrec.augment.report_stats import (
     closest_record_distance,
@@ -229,6 +231,27 @@ def test_padding_is_dropped_and_bad_ids_are_named():
         synthetic_report([np.array([1])], [np.array([1])], [], n_items=3, item_groups=np.ones(3))
     with pytest.raises(ConfigError, match="synthetic: no interactions"):
         synthetic_report([np.array([1])], [np.array([0])], [], n_items=3)
+
+
+def test_write_report_writes_json_and_html_with_the_gate_table(data, tmp_path):
+    real, holdout, _, copies = data
+    groups = np.random.default_rng(4).integers(0, 8, size=N_ITEMS + 1)
+    report = synthetic_report(real, copies, holdout, N_ITEMS, item_groups=groups)
+    write_report(report, tmp_path / "out")
+    # Strict JSON: undefined numbers are null, never NaN.
+    loaded = json.loads(
+        (tmp_path / "out" / "synthetic_report.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"),
+    )
+    assert loaded["gates"] == report["gates"]
+    html = (tmp_path / "out" / "synthetic_report.html").read_text()
+    assert '<table id="gates">' in html
+    assert '<tr class="fail"><td class="text">exact_copy_rate</td>' in html
+    assert html.count("data:image/png;base64,") == 4  # popularity, length, DCR, category mix
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "synthetic_report.html",
+        "synthetic_report.json",
+    ]
 
 
 def test_report_at_catalog_scale():

@@ -23,12 +23,13 @@ The unmatched holdout numbers are reported too.
 Pass only what the generator wrote: a real user's own history appended to their synthetic
 prefix is a copy of training data by definition and would fail the copy gate.
 
-Everything here is a pure function of numpy arrays.
+Everything here is a pure function of numpy arrays; `write_report` is the only I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ from augrec.augment.report_stats import (
 )
 from augrec.errors import ConfigError
 from augrec.evaluation.metrics import tail_items
+from augrec.io import atomic_write_text, write_json
 
 SCHEMA_VERSION = 1
 _RANK_POINTS = 120  # log-spaced ranks kept for the popularity plot
@@ -568,3 +570,17 @@ def privacy_failures(report: dict[str, Any]) -> list[str]:
             line += f" (holdout baseline {g['baseline']:.4f})"
         out.append(line)
     return out
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> None:
+    """Write `synthetic_report.json` and `synthetic_report.html` into `out_dir`, each atomically.
+
+    The HTML is rendered before anything is written, so a rendering error leaves `out_dir`
+    as it was.
+    """
+    from augrec.augment.report_html import render_html
+
+    html = render_html(report)
+    out_dir = Path(out_dir)
+    write_json(out_dir / "synthetic_report.json", report)
+    atomic_write_text(out_dir / "synthetic_report.html", html)
