@@ -17,6 +17,7 @@ from augrec.augment.report_stats import (
     ks_statistic,
     length_matched_windows,
     mia_auc,
+    ngram_keys,
     ngram_rows,
     rate_gate,
     tv_distance,
@@ -72,6 +73,16 @@ def test_ngram_rows_and_membership():
         True,
         False,
     ]
+
+
+def test_ngram_keys_agree_across_sets_when_base_n_overflows_int64():
+    a = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    b = np.array([[5, 6, 7, 8], [1, 2, 3, 9]])
+    small = ngram_keys([a, b], base=10)
+    large = ngram_keys([a, b], base=200_001)  # 200001**4 > 2**63: rows are numbered jointly
+    for keys in (small, large):
+        assert keys[0][1] == keys[1][0]
+        assert len({keys[0][0], keys[0][1], keys[1][1]}) == 3
 
 
 def test_closest_record_distance_by_hand():
