@@ -224,7 +224,9 @@ def train(
         num_workers, use_gpu, cpus_per_worker, ray_address, max_failures, ray_storage
     )
     with _progress() as progress:
-        result = train_and_evaluate(data, model, cfg, seed=seed, progress=progress, ray_cfg=ray_cfg)
+        result = train_and_evaluate(
+            data, model, cfg, seed=seed, progress=progress, ray_cfg=ray_cfg, augment=augment
+        )
     write_run(result, out, cfg, overwrite=overwrite)
     metrics = result.metrics()
     print_metrics_table([metrics])
