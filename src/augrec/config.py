@@ -39,6 +39,12 @@ class TrainConfig(_Strict):
     split: SplitConfig = SplitConfig()
     eval: EvalConfig = EvalConfig()
     model: dict[str, Any] = Field(default_factory=dict)
+    refit: bool = Field(
+        False,
+        description="epoch-trained models: after selecting the epoch count on validation, "
+        "retrain from scratch for that many epochs with each user's validation item added to "
+        "training, and test that model (the test item is still never seen)",
+    )
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:

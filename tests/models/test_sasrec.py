@@ -109,3 +109,17 @@ def test_early_stopping_keeps_the_best_epoch(split):
     result = train_sequences(net, split.train, cfg, validate=lambda: {"ndcg@10": next(scores)})
     assert result.epochs == 4 and result.best_epoch == 2 and result.best_score == 0.3
     assert "no better" in result.stopped
+
+
+def test_refit_retrains_for_the_selected_epochs_with_validation_items(synthetic_dir):
+    from augrec.config import TrainConfig
+    from augrec.training.run import train_and_evaluate
+
+    params = {"epochs": 4, "eval_every": 1, "hidden": 16, "dropout": 0.2}
+    run = train_and_evaluate(synthetic_dir, "sasrec", TrainConfig(model=params, refit=True))
+    refit = run.metrics()["refit"]
+    best = run.candidates[0]["best_epoch"]
+    assert refit["epochs"] == best and run.model.config.epochs == best
+    assert set(refit["test_before_refit"]) >= {"ndcg@10", "hr@10"}
+    # the refit model saw each user's validation item; the test item is still unseen
+    assert run.metrics()["test"]["ndcg@10"] > 0.1
