@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import run_cli, write_csv
+from cli_helpers import run_cli, write_csv
 
 
 def recompute_from_parquet(recs: pd.DataFrame, targets: dict[int, int]) -> dict[str, float]:
