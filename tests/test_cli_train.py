@@ -47,6 +47,7 @@ def test_train_writes_run_dir_and_metrics_recompute(tmp_path, synthetic_dir):
         "recommendations.parquet",
         "model.pt",
         "config.json",
+        "manifest.json",
     }
     raw = pd.read_parquet(synthetic_dir / "interactions.parquet").sort_values(
         ["user_id", "timestamp"], kind="stable"
