@@ -3,9 +3,7 @@
 from pathlib import Path
 
 import pytest
-
-# sasrec trained for zero epochs: random weights, the deliberately degraded candidate.
-SASREC_UNTRAINED = {"epochs": 0, "hidden": 16, "layers": 1, "max_len": 20}
+from registry_helpers import SASREC_UNTRAINED, train_run
 
 
 @pytest.fixture(autouse=True)
@@ -24,20 +22,6 @@ def tiny_data(tmp_path_factory) -> Path:
     interactions.to_parquet(out / "interactions.parquet", index=False)
     items.to_parquet(out / "items.parquet", index=False)
     return out
-
-
-def train_run(data: Path, out: Path, model: str, params: dict | None = None, seed: int = 0):
-    from augrec.config import TrainConfig
-    from augrec.training.run import train_and_evaluate, write_run
-
-    cfg = TrainConfig(model=params or {})
-    result = train_and_evaluate(data, model, cfg, seed=seed, reporter=_Silent())
-    return write_run(result, out, cfg, overwrite=False)
-
-
-class _Silent:
-    def report(self, metrics, checkpoint=None):
-        pass
 
 
 @pytest.fixture(scope="session")
