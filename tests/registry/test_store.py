@@ -179,7 +179,7 @@ def test_register_refuses_what_is_not_a_run(registry, runs, tmp_path):
     old = tmp_path / "old-run"
     shutil.copytree(runs["popularity"], old)
     (old / "manifest.json").unlink()
-    with pytest.raises(RegistryError, match="train it again"):
+    with pytest.raises(RegistryError, match="trained again"):
         registry.register(old)
 
 
@@ -195,3 +195,21 @@ def test_bentoml_cli_sees_the_same_models(registry, runs, home):
     )
     assert out.returncode == 0, out.stderr
     assert v.tag in {m["tag"] for m in json.loads(out.stdout)}
+
+
+def test_a_feature_contract_recorded_after_training_travels_with_the_version(
+    registry, runs, tmp_path
+):
+    from augrec.registry.manifest import features_summary
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["itemknn"], run)
+    contract = {
+        "format": "augrec.features/1",
+        "project": "augrec",
+        "services": [{"name": "recommender_v1", "fingerprint": "ab" * 32, "definition": {}}],
+    }
+    (run / "features.json").write_text(json.dumps(contract))
+    v, _ = registry.register(run)
+    assert v.features == contract and "features.json" in v.metadata["files"]
+    assert features_summary(v.features)["services"][0]["name"] == "recommender_v1"

@@ -136,6 +136,8 @@ def show(ref: Ref, home: Home = None, as_json: AsJson = False) -> None:
     """
     from rich.table import Table
 
+    from augrec.registry.manifest import features_summary
+
     reg = _registry(home)
     v = reg.get(ref)
     doc = describe(reg, v)
@@ -175,7 +177,7 @@ def show(ref: Ref, home: Home = None, as_json: AsJson = False) -> None:
             f"augrec {code.get('version')}, commit {code.get('git_commit') or 'unknown'}"
             + (" (uncommitted changes)" if code.get("git_dirty") else ""),
         ),
-        ("features", m.get("features")),
+        ("features", m.get("features") or features_summary(v.features)),
         ("augmentation", m.get("augmentation")),
         ("libraries", ", ".join(f"{k} {v}" for k, v in m.get("libraries", {}).items() if v)),
         ("timings", m.get("timings")),

@@ -31,16 +31,18 @@ from typing import TYPE_CHECKING, Any
 from augrec.errors import RegistryError
 from augrec.io import file_lock
 from augrec.registry.aliases import AliasBook
+from augrec.registry.gate import GATE_FILE
 from augrec.registry.manifest import FORMAT as MANIFEST_FORMAT
 from augrec.registry.manifest import MANIFEST_FILE, file_sha256
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from augrec.models.base import Recommender
 
 NAME_PREFIX = "augrec"
 REQUIRED_FILES = (MANIFEST_FILE, "metrics.json", "model.pt", "config.json")
-OPTIONAL_FILES = ("gate.json", "features.json")
-GATE_FILE = "gate.json"
+OPTIONAL_FILES = (GATE_FILE, "features.json")
 MANAGED_BY = ("managed-by", "augrec")  # the label that marks our models in a shared store
 HEADLINE = ("ndcg@10", "hr@10", "mrr@10", "ndcg@20", "hr@20", "coverage@10", "tail_share@10")
 
@@ -124,7 +126,7 @@ class ModelVersion:
             problems.append("no file digests recorded (not registered by augrec?)")
         return problems
 
-    def load(self, device: str | None = None) -> tuple[Recommender, Any]:
+    def load(self, device: str | None = None) -> tuple[Recommender, np.ndarray]:
         """Check integrity, then rebuild the model and its item ids (see `load_run_model`)."""
         if problems := self.verify():
             raise RegistryError(f"{self.tag} failed its integrity check: " + "; ".join(problems))
@@ -242,12 +244,10 @@ class Registry:
         run = Path(run_dir).resolve()
         missing = [f for f in REQUIRED_FILES if not (run / f).exists()]
         if missing:
-            raise RegistryError(
-                f"{run_dir}: not a complete run directory (missing {', '.join(missing)}); "
-                "train it again with `augrec train` to get a manifest"
-                if MANIFEST_FILE in missing
-                else f"{run_dir}: not a complete run directory (missing {', '.join(missing)})"
-            )
+            msg = f"{run_dir}: not a complete run directory (missing {', '.join(missing)})"
+            if MANIFEST_FILE in missing:
+                msg += "; runs from before manifests existed must be trained again"
+            raise RegistryError(msg)
         manifest = json.loads((run / MANIFEST_FILE).read_text())
         if manifest.get("format") != MANIFEST_FORMAT:
             raise RegistryError(f"{run / MANIFEST_FILE}: not a run manifest ({MANIFEST_FORMAT})")
@@ -289,7 +289,7 @@ class Registry:
                     shutil.copy2(run / f, ref.path_of(f))
             return self.get(str(ref.tag)), True
 
-    def _check_exists(self, tag: str) -> None:
+    def _check_servable(self, tag: str) -> None:
         version = self.get(tag)
         if problems := version.verify():
             raise RegistryError(f"{tag} failed its integrity check: " + "; ".join(problems))
@@ -302,14 +302,14 @@ class Registry:
         Returns the version and the history event (None when the alias already pointed there).
         """
         version = self.get(ref)
-        event = self.aliases.set(alias, version.tag, note=note, check=self._check_exists)
+        event = self.aliases.set(alias, version.tag, note=note, check=self._check_servable)
         return version, event
 
     def rollback(
         self, alias: str = "production", note: str = ""
     ) -> tuple[ModelVersion, dict[str, Any]]:
         """Point `alias` back at the version it pointed at before its last promote."""
-        event = self.aliases.rollback(alias, note=note, check=self._check_exists)
+        event = self.aliases.rollback(alias, note=note, check=self._check_servable)
         return self.get(event["to"]), event
 
     def export(self, ref: str, dest: str) -> str:
@@ -325,7 +325,7 @@ class Registry:
         import bentoml
 
         version = self.get(ref)
-        self._check_exists(version.tag)
+        self._check_servable(version.tag)
         if "://" not in dest or dest.startswith("file://"):
             folder = Path(urllib.parse.urlsplit(dest).path if "://" in dest else dest)
             folder.mkdir(parents=True, exist_ok=True)
