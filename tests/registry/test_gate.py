@@ -123,35 +123,77 @@ def _augmented(run, tmp_path, augmentation):
     return out
 
 
+def _report(mia_passed=True, copy_passed=True):
+    """A synthetic_report.json in the shape augrec.augment.report writes (what the gate reads)."""
+    return {
+        "passed": bool(mia_passed) and copy_passed,
+        "privacy": {
+            "exact_copy": {"synthetic_rate": 0.01, "holdout_rate": 0.012},
+            "dcr": {"synthetic_median": 0.7, "holdout_median": 0.68},
+            "mia": {"auc": 0.51, "attack_auc": 0.51},
+        },
+        "gates": {
+            "exact_copy_rate": {"passed": copy_passed, "value": 0.2, "threshold": 0.05},
+            "mia_auc": {"passed": mia_passed, "value": 0.51, "threshold": 0.6}
+            if mia_passed is not None
+            else {"passed": None, "value": None, "threshold": 0.6, "reason": "no scores"},
+        },
+    }
+
+
 @pytest.mark.parametrize(
-    ("augmentation", "status", "words"),
+    ("augmentation", "cfg", "status", "words"),
     [
-        ({"method": "gan", "privacy": {"membership_auc": 0.52}}, "pass", "within limits"),
-        ({"method": "gan", "privacy": {"membership_auc": 0.81}}, "fail", "membership_auc"),
+        ({"method": "gan", "report": _report()}, {}, "pass", "2 privacy checks passed"),
         (
-            {"method": "gan", "privacy": {"mia": {"membership_auc": 0.5, "passed": False}}},
+            {"method": "heuristic", "report": _report(copy_passed=False)},
+            {},
             "fail",
-            "report gate mia.passed failed",
+            "exact_copy_rate 0.2 > 0.05",
         ),
-        ({"method": "gan"}, "fail", "no privacy report"),
+        ({"method": "gan", "report": _report(mia_passed=None)}, {}, "fail", "mia_auc not run"),
+        (
+            {"method": "gan", "report": _report(mia_passed=None)},
+            {"allow_not_run": True},
+            "pass",
+            "passed",
+        ),
+        (
+            {"method": "gan", "report": _report()},
+            {"max": {"mia.attack_auc": 0.5}},
+            "fail",
+            "mia.attack_auc 0.51 > 0.5",
+        ),
+        ({"method": "gan", "report": _report()}, {"max": {"nosuch": 1}}, "fail", "nosuch missing"),
+        ({"method": "gan"}, {}, "fail", "report was not found"),
     ],
 )
-def test_privacy_gate_reads_the_synthetic_report(runs, tmp_path, augmentation, status, words):
+def test_privacy_gate_reads_the_synthetic_report(runs, tmp_path, augmentation, cfg, status, words):
     run = _augmented(runs["itemknn"], tmp_path, augmentation)
-    check = by_name(run_gate(run))["privacy"]
+    check = by_name(run_gate(run, GateConfig(privacy=cfg)))["privacy"]
     assert check["status"] == status and words in check["summary"]
+
+
+def test_the_manifest_keeps_the_report_so_the_synthetic_set_may_move(tmp_path):
+    from augrec.registry.manifest import augmentation_summary
+
+    synth = tmp_path / "synth"
+    synth.mkdir()
+    (synth / "synthetic_report.json").write_text(json.dumps(_report(copy_passed=False)))
+    summary = augmentation_summary({"method": "heuristic", "path": str(synth)})
+    assert summary["report"]["gates"]["exact_copy_rate"]["passed"] is False
+    assert summary["report"]["passed"] is False and "mia" in summary["report"]["privacy"]
+    assert augmentation_summary(None) is None
 
 
 def test_privacy_report_file_beside_the_synthetic_set(runs, tmp_path):
     synth = tmp_path / "synth"
     synth.mkdir()
-    (synth / "synthetic_report.json").write_text(
-        json.dumps({"privacy": {"exact_copy_rate": 0.2, "membership_auc": 0.5}})
-    )
+    (synth / "synthetic_report.json").write_text(json.dumps(_report(copy_passed=False)))
     run = _augmented(runs["itemknn"], tmp_path, {"method": "heuristic", "path": str(synth)})
-    cfg = GateConfig(privacy={"max": {"membership_auc": 0.6, "exact_copy_rate": 0.05}})
-    check = by_name(run_gate(run, cfg))["privacy"]
-    assert check["status"] == "fail" and "exact_copy_rate 0.2 > 0.05" in check["summary"]
+    check = by_name(run_gate(run))["privacy"]
+    assert check["status"] == "fail" and "exact_copy_rate" in check["summary"]
+    assert check["details"]["source"].endswith("synthetic_report.json")
 
 
 def test_serving_budget_is_enforced(runs):

@@ -16,9 +16,10 @@ Checks (each passes, fails or is skipped with a reason; the gate passes when non
    differences fails the candidate when it is worse by more than `regression.max_drop` at
    level `regression.alpha`. Skipped, with a note, when there is no production version or it
    was trained on other data.
-5. `privacy` — when the training data was augmented, the synthetic-data report's privacy
-   numbers against configurable limits (and any privacy gate the report itself failed);
-   skipped when no augmentation was used.
+5. `privacy` — when the training data was augmented, the synthetic-data report's own
+   privacy gates (exact copies, closest-record distance, membership inference, each against
+   its holdout baseline) plus any limits of ours on its numbers; skipped when no
+   augmentation was used.
 6. `serving` — load the model from the run directory into a `Recommender` and answer
    batches of test users' histories: valid ids, finite scores, nothing the user already has,
    load time and p99 latency within budget.
@@ -42,7 +43,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from augrec.errors import AugrecError, RegistryError
 from augrec.io import write_json
-from augrec.registry.manifest import MANIFEST_FILE, file_sha256, fingerprint_files, now_iso
+from augrec.registry.manifest import (
+    MANIFEST_FILE,
+    SYNTHETIC_REPORT,
+    file_sha256,
+    fingerprint_files,
+    now_iso,
+)
 
 if TYPE_CHECKING:
     from augrec.data.splits import Split
@@ -79,14 +86,17 @@ class RegressionConfig(_Section):
 
 
 class PrivacyConfig(_Section):
-    """Limits on the synthetic-data report's privacy numbers (keys are its metric names)."""
+    """The synthetic-data report's own gates, plus optional limits of ours on its numbers."""
 
+    allow_not_run: bool = Field(
+        False, description="pass a report gate that could not run (e.g. no likelihood scores)"
+    )
     max: dict[str, float] = Field(
-        default_factory=lambda: {"membership_auc": 0.6},
-        description="metric -> highest allowed value",
+        default_factory=dict,
+        description="privacy number (dotted path, e.g. mia.attack_auc) -> highest allowed",
     )
     min: dict[str, float] = Field(
-        default_factory=dict, description="metric -> lowest allowed value"
+        default_factory=dict, description="privacy number -> lowest allowed"
     )
 
 
@@ -357,30 +367,40 @@ def _numbers(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def check_privacy(ctx: _Context) -> Check:
-    """The synthetic-data privacy limits, when the training data was augmented."""
+    """The synthetic-data privacy gates, when the training data was augmented.
+
+    Reads the report summary the manifest carries (`augmentation.report`), else
+    `<augmentation.path>/synthetic_report.json`. Fails on any report gate that failed (or
+    could not run, unless `privacy.allow_not_run`), and on any `privacy.max`/`privacy.min`
+    limit broken or whose number the report lacks: never passes on numbers it could not read.
+    """
     aug = ctx.manifest.get("augmentation")
     if not aug:
         return Check("privacy", "skip", "no augmentation used")
-    privacy = aug.get("privacy")
-    source = "manifest"
-    if privacy is None and aug.get("path"):
-        report_path = Path(aug["path"]) / "synthetic_report.json"
-        if report_path.exists():
-            privacy = json.loads(report_path.read_text()).get("privacy")
-            source = str(report_path)
+    report, source = aug.get("report"), "manifest"
+    if report is None and aug.get("path"):
+        path = Path(aug["path"]) / SYNTHETIC_REPORT
+        if path.exists():
+            report, source = json.loads(path.read_text()), str(path)
     details: dict[str, Any] = {"method": aug.get("method"), "source": source}
-    if privacy is None:
+    if report is None:
         return Check(
             "privacy",
             "fail",
-            f"augmentation {aug.get('method')!r} was used but no privacy report was found "
-            "(manifest augmentation.privacy or <augmentation.path>/synthetic_report.json)",
+            f"augmentation {aug.get('method')!r} was used but its synthetic-data report was "
+            f"not found (manifest augmentation.report or <augmentation.path>/{SYNTHETIC_REPORT})",
             details,
         )
-    flat = _numbers(privacy)
-    details["report"] = flat
-    problems = []
     limits = ctx.cfg.privacy
+    gates = report.get("gates") or {}
+    details["gates"] = gates
+    problems = []
+    for name, g in gates.items():
+        if g.get("passed") is False:
+            problems.append(f"{name} {_num(g.get('value'))} > {_num(g.get('threshold'))}")
+        elif g.get("passed") is None and not limits.allow_not_run:
+            problems.append(f"{name} not run ({g.get('reason', 'no data')})")
+    flat = _numbers(report.get("privacy") or {})
     for key, bound in limits.max.items():
         value = _lookup(flat, key)
         if value is None:
@@ -393,13 +413,18 @@ def check_privacy(ctx: _Context) -> Check:
             problems.append(f"{key} missing from the report")
         elif value < bound:
             problems.append(f"{key} {value:.4g} < {bound:g}")
-    # The report's own verdicts: any `passed: false` leaf is a privacy gate it failed.
-    problems += [
-        f"report gate {k} failed" for k, v in flat.items() if k.endswith("passed") and v is False
-    ]
+    if not gates and not limits.max and not limits.min:
+        problems.append("the report has no privacy gates and no limits are configured")
     if problems:
         return Check("privacy", "fail", "; ".join(problems), details)
-    return Check("privacy", "pass", f"{len(flat)} privacy numbers within limits", details)
+    checked = len(gates) + len(limits.max) + len(limits.min)
+    return Check(
+        "privacy", "pass", f"{checked} privacy checks passed ({aug.get('method')})", details
+    )
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else str(value)
 
 
 def _lookup(flat: dict[str, Any], key: str) -> float | None:

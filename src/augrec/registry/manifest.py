@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import shlex
@@ -132,6 +133,33 @@ def features_summary(contract: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+SYNTHETIC_REPORT = "synthetic_report.json"
+
+
+def augmentation_summary(augmentation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the manifest keeps of an augmentation: the method, and the report's verdicts.
+
+    `augmentation` is what training recorded (`method`, `path` of the synthetic set, ...).
+    When `<path>/synthetic_report.json` exists, its privacy numbers, gates and overall
+    verdict are copied in as `report`, so the validation gate can judge the run even after
+    the synthetic set has moved or been deleted.
+    """
+    if not augmentation:
+        return None
+    out = dict(augmentation)
+    if out.get("path"):
+        out["path"] = str(Path(out["path"]).resolve())
+        report_path = Path(out["path"]) / SYNTHETIC_REPORT
+        if "report" not in out and report_path.exists():
+            report = json.loads(report_path.read_text())
+            out["report"] = {
+                "passed": report.get("passed"),
+                "gates": report.get("gates"),
+                "privacy": report.get("privacy"),
+            }
+    return out
+
+
 def reproduce_command(
     data_path: str, model: str, seed: int, trainer: dict[str, Any] | None = None
 ) -> str:
@@ -179,8 +207,8 @@ def build_manifest(
         started_at: When the run started (ISO-8601 UTC).
         trainer: `{"kind": "in-process"}` or the Ray Train settings.
         feature_contract: The `features.json` document when features came from Feast.
-        augmentation: Method and synthetic-data report summary when training data was
-            augmented (`{"method", "report", "privacy": {...}}`), else None.
+        augmentation: What training recorded about augmentation (method, synthetic set
+            path, ...), or None; see `augmentation_summary`.
         argv: The command line that ran (default: this process's).
     """
     trainer = trainer or {"kind": "in-process"}
@@ -203,7 +231,7 @@ def build_manifest(
         },
         "code": code_version(),
         "features": features_summary(feature_contract),
-        "augmentation": augmentation,
+        "augmentation": augmentation_summary(augmentation),
         "libraries": library_versions(),
         "timings": {"started_at": started_at, "finished_at": now_iso(), **seconds},
     }
