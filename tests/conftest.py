@@ -1,8 +1,6 @@
 import os
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,23 +29,3 @@ def synthetic_dir(tmp_path_factory) -> Path:
     interactions.to_parquet(out / "interactions.parquet", index=False)
     items.to_parquet(out / "items.parquet", index=False)
     return out
-
-
-def run_cli(*args: str) -> int:
-    """Run the `augrec` entry point in-process; returns the exit code."""
-    from augrec.cli import main
-
-    old = sys.argv
-    sys.argv = ["augrec", *args]
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    finally:
-        sys.argv = old
-    return 0
-
-
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import run_cli, write_csv
+from cli_helpers import run_cli, write_csv
 
 
 def recompute_from_parquet(recs: pd.DataFrame, targets: dict[int, int]) -> dict[str, float]:
@@ -47,6 +47,7 @@ def test_train_writes_run_dir_and_metrics_recompute(tmp_path, synthetic_dir):
         "recommendations.parquet",
         "model.pt",
         "config.json",
+        "manifest.json",
     }
     raw = pd.read_parquet(synthetic_dir / "interactions.parquet").sort_values(
         ["user_id", "timestamp"], kind="stable"

@@ -11,6 +11,7 @@ import typer
 
 from augrec.errors import AugrecError
 from augrec.features.cli import features_app
+from augrec.registry.cli import gate, models_app
 
 app = typer.Typer(
     help="augrec: train, evaluate and serve recommenders, and measure honestly whether "
@@ -24,6 +25,8 @@ data_app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
+app.add_typer(models_app, name="models")
+app.command("gate")(gate)
 
 log = logging.getLogger("augrec")
 

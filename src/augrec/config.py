@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from augrec.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -55,20 +57,25 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(parts)
 
 
+def load_yaml_config(path: str | Path, cls: type[M], option: str = "--config") -> M:
+    """Read a YAML mapping into the pydantic model `cls`; errors name the field and value."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{option}: no such file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{option}: {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{option}: {path} must hold a mapping, got {type(raw).__name__}")
+    try:
+        return cls(**raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, str(path))) from exc
+
+
 def load_train_config(path: str | Path | None) -> TrainConfig:
     """Read a YAML file into a `TrainConfig`; errors name the field and the value."""
     if path is None:
         return TrainConfig()
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"--config: no such file: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"--config: {path} must hold a mapping, got {type(raw).__name__}")
-    try:
-        return TrainConfig(**raw)
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, str(path))) from exc
+    return load_yaml_config(path, TrainConfig)

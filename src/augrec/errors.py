@@ -42,3 +42,7 @@ class DataValidationError(AugrecError):
 
 class ConfigError(AugrecError):
     """A configuration value is invalid; the message names the field and value."""
+
+
+class RegistryError(AugrecError):
+    """A registry operation was refused (unknown version, unset alias, failed gate, ...)."""

@@ -13,7 +13,7 @@ from augrec.augment.synthetic_set import SyntheticSet, augmented_split, load, sa
 from augrec.data.loaders import load_dataset
 from augrec.data.splits import leave_one_out
 from augrec.models.sasrec import SASRecConfig
-from conftest import run_cli
+from cli_helpers import run_cli
 
 TINY = {
     "generator": {"epochs": 1, "hidden": 16},

@@ -190,7 +190,7 @@ def refine(
             "d_loss": float(d_loss.detach()),
             "d_acc": d_acc,
             "reward": float(reward.mean()),
-            "entropy": float(entropy.mean()),
+            "entropy": float(entropy.mean().detach()),
             "popularity_drift": float(drift.mean()),
             "seconds": time.perf_counter() - t0,
         }

@@ -92,13 +92,15 @@ def load_augrec(path: Path) -> Dataset:
     raw = _read_table(path)
     df = validate_interactions(raw, str(path))
     items = pd.DataFrame({"item_id": pd.Series(dtype="int64")})
+    files = [path]
     for name in ("items.parquet", "items.csv", f"{path.stem}_items.csv"):
         cand = path.with_name(name)
         if cand.exists() and cand != path:
             items = validate_items(_read_table(cand), str(cand))
+            files.append(cand)
             break
     name = path.parent.name if path.stem == "interactions" else path.stem
-    return Dataset(name=name, interactions=normalise_interactions(df), items=items)
+    return Dataset(name=name, interactions=normalise_interactions(df), items=items, files=files)
 
 
 def load_amazon_sequences(path: Path) -> Dataset:
@@ -115,11 +117,13 @@ def load_amazon_sequences(path: Path) -> Dataset:
             items.extend(tokens[1:])
             positions.extend(range(len(tokens) - 1))
     raw = pd.DataFrame({"user_id": users, "item_id": items, "position": positions})
+    files = [path]
     time_path = path.with_name(f"{path.stem}_time_org_rank.txt")
     has_time = time_path.exists()
     if has_time:
         times = _read_aligned_times(time_path, raw)
         raw["timestamp"] = times
+        files.append(time_path)
     else:
         # No times: the position is the order, which is all leave-one-out needs.
         raw["timestamp"] = raw["position"]
@@ -131,6 +135,7 @@ def load_amazon_sequences(path: Path) -> Dataset:
     if attr_path.exists():
         with attr_path.open() as fh:
             item_attributes = {int(k): [int(a) for a in v] for k, v in json.load(fh).items()}
+        files.append(attr_path)
         item_table = pd.DataFrame(
             {
                 "item_id": list(item_attributes),
@@ -147,6 +152,7 @@ def load_amazon_sequences(path: Path) -> Dataset:
         has_time=has_time,
         source_format="amazon-seq",
         item_attributes=item_attributes,
+        files=files,
     )
 
 
@@ -211,8 +217,10 @@ def load_diginetica(path: Path) -> Dataset:
     df = df.drop_duplicates()
     df = validate_interactions(df, str(path))
     items = pd.DataFrame({"item_id": pd.Series(dtype="int64")})
+    files = [path]
     cat_path = path.with_name("product-categories.csv")
     if cat_path.exists():
+        files.append(cat_path)
         cats = pd.read_csv(cat_path, sep=";", dtype=str).rename(
             columns={"itemId": "item_id", "categoryId": "category"}
         )
@@ -223,4 +231,5 @@ def load_diginetica(path: Path) -> Dataset:
         interactions=normalise_interactions(df),
         items=items,
         source_format="diginetica",
+        files=files,
     )

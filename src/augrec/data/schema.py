@@ -9,6 +9,7 @@ Ids are the user's own: they survive every step to `recommendations.parquet`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -34,6 +35,8 @@ class Dataset:
         has_time: False when the source had no timestamps and `timestamp` is the position.
         source_format: Which loader produced it.
         item_attributes: item_id -> attribute ids (Amazon `*_item2attributes.json`), optional.
+        files: Every file the loader read (interactions first, then companions such as an
+            items table, timestamps or attributes); the run manifest fingerprints them.
     """
 
     name: str
@@ -42,6 +45,7 @@ class Dataset:
     has_time: bool = True
     source_format: str = "augrec"
     item_attributes: dict[int, list[int]] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
 
     @property
     def n_users(self) -> int:

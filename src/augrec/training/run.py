@@ -1,4 +1,10 @@
-"""`augrec train`: fit on train, select on validation, evaluate once on test, write a run dir."""
+"""`augrec train`: fit on train, select on validation, evaluate once on test, write a run dir.
+
+A run directory holds `metrics.json`, `recommendations.parquet`, `model.pt`, `config.json`
+and `manifest.json` (lineage: data fingerprint, split, configs, seed, code and library
+versions, timings). `load_run_model` rebuilds the model from it (or from a registered
+version, which holds the same files).
+"""
 
 from __future__ import annotations
 
@@ -29,11 +35,13 @@ from augrec.evaluation.metrics import ndcg
 from augrec.io import atomic_dir, write_json
 from augrec.models import build_model, model_class
 from augrec.models.base import Recommender, Reporter
+from augrec.registry.manifest import MANIFEST_FILE, build_manifest, fingerprint_files, now_iso
 
 if TYPE_CHECKING:
     from augrec.training.ray_train import RayConfig
 
 log = logging.getLogger(__name__)
+MODEL_FILE = "model.pt"
 SELECT_METRIC = "ndcg@10"  # what selection compares; never computed on test
 
 
@@ -57,6 +65,12 @@ class RunResult:
     valid: EvalResult
     test: EvalResult
     seconds: dict[str, float] = field(default_factory=dict)
+    # Lineage for manifest.json: the input's path, format and content fingerprint, when the
+    # run started, how it trained, and (when used) the Feast contract and augmentation.
+    data_source: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    trainer: dict[str, Any] = field(default_factory=lambda: {"kind": "in-process"})
+    feature_contract: dict[str, Any] | None = None
     augmentation: dict[str, Any] | None = None
     refit: dict[str, Any] | None = None
 
@@ -112,8 +126,14 @@ def train_and_evaluate(
 ) -> RunResult:
     """Load, split, fit each candidate config, keep the best on validation, test it once."""
     cls = model_class(model_name)  # fail on a bad name before loading data
+    started_at = now_iso()
     t0 = time.perf_counter()
     ds = load_dataset(data)
+    data_source = {
+        "path": str(Path(data).resolve()),
+        "format": ds.source_format,
+        **fingerprint_files(ds.files),
+    }
     split = make_split(
         ds,
         config.split.kind,
@@ -219,6 +239,14 @@ def train_and_evaluate(
     t3 = time.perf_counter()
     test = rank_users(model, split.test, config.eval.batch_size, advance)
     t_eval += time.perf_counter() - t3
+    trainer: dict[str, Any] = {"kind": "in-process"}
+    if ray_cfg is not None and ray_cfg.num_workers > 0:
+        trainer = {
+            "kind": "ray",
+            "num_workers": ray_cfg.num_workers,
+            "use_gpu": ray_cfg.use_gpu,
+            "cpus_per_worker": ray_cfg.cpus_per_worker,
+        }
     return RunResult(
         dataset=ds.name,
         model_name=model_name,
@@ -232,6 +260,36 @@ def train_and_evaluate(
         seconds={"load": round(t_load, 3), "train": round(t_fit, 3), "eval": round(t_eval, 3)},
         augmentation=augmentation,
         refit=refit_info,
+        data_source=data_source,
+        started_at=started_at,
+        trainer=trainer,
+    )
+
+
+def run_manifest(result: RunResult, config: TrainConfig) -> dict[str, Any]:
+    """The `manifest.json` document of a run (see `augrec.registry.manifest`)."""
+    split = result.split
+    return build_manifest(
+        dataset=result.dataset,
+        data_source=result.data_source,
+        protocol=split.protocol,
+        split_config=config.split.model_dump(),
+        split_sizes={
+            "users": len(split.user_ids),
+            "items": split.n_items,
+            "train_interactions": split.n_train_interactions,
+            "valid_users": len(split.valid),
+            "test_users": len(split.test),
+        },
+        model=result.model_name,
+        params=result.params,
+        seed=result.model.seed,
+        config=config.model_dump(),
+        seconds=result.seconds,
+        started_at=result.started_at,
+        trainer=result.trainer,
+        feature_contract=result.feature_contract,
+        augmentation=result.augmentation,
     )
 
 
@@ -253,7 +311,7 @@ def _refit(
 
 
 def write_run(result: RunResult, out: str | Path, config: TrainConfig, overwrite: bool) -> Path:
-    """Write metrics.json, recommendations.parquet, the model and its config, atomically."""
+    """Write metrics, recommendations, the model, its config and the manifest, atomically."""
     with atomic_dir(out, overwrite=overwrite) as tmp:
         write_json(tmp / "metrics.json", result.metrics())
         result.recommendations().to_parquet(tmp / "recommendations.parquet", index=False)
@@ -265,7 +323,44 @@ def write_run(result: RunResult, out: str | Path, config: TrainConfig, overwrite
                 "state": result.model.state_dict(),
                 "item_ids": torch.from_numpy(result.split.item_ids),
             },
-            tmp / "model.pt",
+            tmp / MODEL_FILE,
         )
         write_json(tmp / "config.json", config.model_dump())
+        if result.feature_contract is not None:
+            from augrec.features import contract
+
+            contract.write(result.feature_contract, tmp / contract.CONTRACT_FILE)
+        write_json(tmp / MANIFEST_FILE, run_manifest(result, config))
     return Path(out)
+
+
+def load_run_model(
+    run_dir: str | Path, device: str | None = None
+) -> tuple[Recommender, np.ndarray]:
+    """Rebuild the trained model of a run directory (or registered version).
+
+    Args:
+        run_dir: Directory holding `model.pt` as `write_run` wrote it.
+        device: Override the model's `device` setting (e.g. load a GPU-trained SASRec on
+            a CPU box); ignored by models without one.
+
+    Returns:
+        The model, ready to `score`/`topk`, and `item_ids` [n_items + 1] mapping encoded ids
+        back to the data's own item ids (index 0 is padding).
+    """
+    path = Path(run_dir) / MODEL_FILE
+    if not path.exists():
+        raise ConfigError(f"{run_dir}: no {MODEL_FILE} (not a run directory?)")
+    # weights_only: the payload is tensors, numbers, strings and dicts, so nothing in a
+    # model file pulled from a registry or object store can run code on load.
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    params = dict(payload["params"])
+    cls = model_class(payload["model"])
+    if "device" in cls.Config.model_fields:
+        if device is not None:
+            params["device"] = device
+        elif str(params.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
+            params["device"] = "cpu"
+    model = build_model(payload["model"], params, seed=int(payload["seed"]))
+    model.load_state_dict(payload["state"])
+    return model, payload["item_ids"].numpy()
