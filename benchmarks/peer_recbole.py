@@ -184,15 +184,22 @@ def run_augrec(data: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def ensure_venv(venv: Path) -> float:
-    """Create RecBole's venv once; returns the seconds the (first) setup took."""
+    """Create RecBole's venv once; returns the seconds the (first) setup took.
+
+    Only a folder this function made (it holds the marker file) is ever rebuilt: another
+    existing folder at `venv` is refused rather than cleared.
+    """
     marker = venv / "augrec-requirements.json"
     if marker.exists():
         saved = json.loads(marker.read_text())
-        if saved["requirements"] == RECBOLE_REQUIREMENTS:
+        if saved["requirements"] == RECBOLE_REQUIREMENTS and saved.get("seconds") is not None:
             return float(saved["seconds"])
+    elif venv.exists() and any(venv.iterdir()):
+        sys.exit(f"--venv {venv} exists and was not made by this script; pick another path")
     log.info("creating RecBole venv %s: pip install %s", venv, " ".join(RECBOLE_REQUIREMENTS))
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    marker.write_text(json.dumps({"requirements": RECBOLE_REQUIREMENTS, "seconds": None}))
     subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *RECBOLE_REQUIREMENTS],
         check=True,
