@@ -18,7 +18,8 @@ MAX_ID = 2**63 - 1
 MAX_K = 1000  # a page of recommendations, not a catalog dump
 MAX_RECENT_ITEMS = 200
 MAX_CATEGORY_LENGTH = 200
-# Unix seconds; events outside [1970, 2100) are typos (milliseconds, say).
+# Unix seconds; events outside 1970..2100 are typos (milliseconds, say). Bounds are
+# inclusive: BentoML publishes OpenAPI 3.0, where exclusive bounds are spelt differently.
 MAX_TIMESTAMP = 4_102_444_800
 
 EventType = Literal["view", "cart", "purchase"]
@@ -71,7 +72,7 @@ class EventRequest(_Request):
     item_id: int = ItemId
     event_type: EventType = Field("purchase", description="view, cart or purchase")
     timestamp: int | None = Field(
-        None, ge=0, lt=MAX_TIMESTAMP, description="Unix seconds (default: now, on the server)"
+        None, ge=0, le=MAX_TIMESTAMP, description="Unix seconds (default: now, on the server)"
     )
 
 
