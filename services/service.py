@@ -55,6 +55,9 @@ HTTP_STATUS = {
     # (several workers would share the gRPC port through SO_REUSEPORT; see docs/serving.md).
     workers=1,
     traffic={"timeout": 30, "max_concurrency": 512},
+    # Sync endpoints run in this many threads (BentoML default 1): a slow online-store read
+    # (Redis over the network) then does not hold up every other request.
+    threads=4,
 )
 class AugrecService:
     """Recommendations over HTTP and gRPC from one registered model and the Feast store."""
