@@ -19,6 +19,7 @@ would answer them. The messages are `tritonclient`'s bundled stubs: a second cop
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,17 @@ MODEL_NAME = "recommender"
 MAX_USERS = 256
 _INT_TYPES = {"INT64": np.int64, "INT32": np.int32}
 _CONTENTS = {"INT64": "int64_contents", "INT32": "int_contents", "BOOL": "bool_contents"}
-_INPUTS = {"user_id": ("INT64", [-1]), "k": ("INT64", [1]), "exclude_seen": ("BOOL", [1])}
-_INPUTS["category"] = ("BYTES", [1])
-_OUTPUTS = {"item_id": ("INT64", [-1, -1]), "score": ("FP32", [-1, -1]), "fallback": ("BOOL", [-1])}
+_INPUTS = {
+    "user_id": ("INT64", [-1]),
+    "k": ("INT64", [1]),
+    "exclude_seen": ("BOOL", [1]),
+    "category": ("BYTES", [1]),
+}
+_OUTPUTS = {
+    "item_id": ("INT64", [-1, -1]),
+    "score": ("FP32", [-1, -1]),
+    "fallback": ("BOOL", [-1]),
+}
 
 
 def _decode(tensor: Any, raw: bytes | None) -> np.ndarray | list[bytes]:
@@ -203,7 +212,12 @@ def handlers(rec: Recommender, metrics: Metrics) -> grpc.GenericRpcHandler:
         "ModelInfer": (model_infer, pb.ModelInferRequest, pb.ModelInferResponse),
     }
     methods = {
-        name: unary(metrics, f"oip_{name}", fn, req_cls, resp_cls, strict_fields=False)
+        name: unary(metrics, _label(name), fn, req_cls, resp_cls, strict_fields=False)
         for name, (fn, req_cls, resp_cls) in calls.items()
     }
     return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+def _label(method: str) -> str:
+    """`ModelInfer` -> `oip_model_infer`, the metrics' endpoint label."""
+    return "oip" + re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), method)

@@ -118,6 +118,15 @@ def test_tritonclient_model_infer_gives_the_same_top_k(http, triton, users, worl
         expected = _post(http, "/recommend", {"user_id": user, "k": 6})["items"]
         assert items[row].tolist() == [i["item_id"] for i in expected]
         assert scores[row].tolist() == pytest.approx([i["score"] for i in expected])
+    # And against the model itself, outside the serving code: online history -> topk.
+    from augrec.features.online import FeatureClient
+    from augrec.training.run import load_run_model
+
+    model, item_ids = load_run_model(world.run)
+    codes = {int(orig): enc for enc, orig in enumerate(item_ids) if enc}
+    history = FeatureClient.open(world.feature_repo).user_history(batch[0]).item_ids
+    top, _ = model.topk([np.asarray([codes[int(i)] for i in history if int(i) in codes])], 6)
+    assert items[0].tolist() == item_ids[top[0]].tolist()
     from tritonclient.utils import InferenceServerException
 
     with pytest.raises(InferenceServerException, match="NOT_FOUND"):

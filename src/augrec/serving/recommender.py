@@ -183,11 +183,8 @@ class Recommender:
         codes = [self._codes.get(int(i)) for i in items]
         return np.asarray([c for c in codes if c is not None], dtype=np.int64)
 
-    def scores(self, history: np.ndarray) -> torch.Tensor:
-        """Model scores of every item for one encoded history, [n_items + 1] (a fresh copy)."""
-        return self._score(history)
-
     def _score(self, history: np.ndarray) -> torch.Tensor:
+        """Model scores of every item for one encoded history, [n_items + 1], ours to modify."""
         if self._batcher is not None:
             return self._batcher.score(history).clone()
         return self.model.score([history])[0]
