@@ -12,6 +12,7 @@ import typer
 from augrec.errors import AugrecError
 from augrec.features.cli import features_app
 from augrec.registry.cli import gate, models_app
+from augrec.serving.cli import serve
 
 app = typer.Typer(
     help="augrec: train, evaluate and serve recommenders, and measure honestly whether "
@@ -27,6 +28,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.command("gate")(gate)
+app.command("serve")(serve)
 
 log = logging.getLogger("augrec")
 

@@ -72,6 +72,14 @@ class Recommender(ABC):
         mask_scores(scores, histories if exclude_seen else None)
         return topk_stable(scores, k)
 
+    def item_similarity(self, items: np.ndarray) -> torch.Tensor | None:
+        """Similarity of every item to each of `items`, [len(items), n_items + 1] float32.
+
+        Items the model cannot relate are -inf. None when the model has no item
+        representation to compare (the server then answers with its fallback).
+        """
+        return None
+
     # Persistence: models store their learned state as tensors/arrays plus their config.
     def state_dict(self) -> dict[str, Any]:
         """Learned state to persist (override in models that learn)."""

@@ -111,6 +111,13 @@ class ItemKNN(Recommender):
         scores = np.where(linked, scores, fallback)
         return torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
 
+    def item_similarity(self, items: np.ndarray) -> torch.Tensor:
+        """The items' rows of the pruned similarity matrix; unlinked items are -inf."""
+        assert self.sim is not None, "fit or load the model first"
+        rows = np.asarray(self.sim[np.asarray(items, dtype=np.int64)].todense(), dtype=np.float32)
+        rows[rows <= 0] = -np.inf
+        return torch.from_numpy(rows)
+
     def state_dict(self) -> dict[str, Any]:
         """Similarity matrix in CSR parts and the popularity vector."""
         assert self.sim is not None

@@ -231,6 +231,16 @@ class SASRec(Recommender):
         self.net.train(was_training)
         return scores
 
+    @torch.no_grad()
+    def item_similarity(self, items: np.ndarray) -> torch.Tensor:
+        """Cosine similarity of the items' embeddings (id plus attributes) to every item."""
+        assert self.net is not None, "fit or load the model first"
+        table = F.normalize(self.net.item_table().float(), dim=1)  # [N, D]
+        idx = torch.as_tensor(np.asarray(items, dtype=np.int64), device=table.device)
+        sims = (table[idx] @ table.T).cpu()  # [len(items), N]
+        sims[:, 0] = -torch.inf  # padding is no item
+        return sims
+
     def state_dict(self) -> dict[str, Any]:
         """Network weights (the attribute table travels inside as a buffer)."""
         assert self.net is not None
@@ -245,3 +255,6 @@ class SASRec(Recommender):
         self.build(int(state["n_items"]), None if attrs is None else attrs.numpy())
         assert self.net is not None
         self.net.load_state_dict(state["net"])
+        # A loaded model is for inference: `score` then never toggles train/eval, which
+        # concurrent serving threads would race on (the training loop calls `train()` itself).
+        self.net.eval()

@@ -1,0 +1,247 @@
+"""The gRPC server that runs beside the Bento, over the same in-process `Recommender`.
+
+BentoML's `@bentoml.service` cannot serve gRPC (bentoml issues 4634, 5607), so the service
+starts this grpcio server from its `on_startup` hook, in the same worker process. It serves:
+
+- `augrec.v1.Recommender` (Recommend, SimilarItems, PushEvent), typed, from our proto;
+- `inference.GRPCInferenceService`, the KServe Open Inference Protocol v2 (see `oip.py`);
+- `grpc.health.v1.Health` (overall and per service) and server reflection.
+
+Requests are decoded here, not by grpcio: a body that is not a valid message, or that
+carries fields the proto does not define, is INVALID_ARGUMENT (grpcio would answer INTERNAL).
+Validation is the HTTP API's (`augrec.serving.schemas`), so both refuse the same inputs.
+The server is synchronous with its own thread pool, so gRPC traffic never waits on the
+HTTP event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from pydantic import ValidationError
+
+from augrec.serving import schemas as s
+from augrec.serving.errors import InvalidRequest, NotFound, RequestError, Unavailable
+
+if TYPE_CHECKING:
+    from augrec.services.metrics import Metrics
+
+    from augrec.serving.config import ServingConfig
+    from augrec.serving.recommender import Recommender
+
+log = logging.getLogger(__name__)
+SERVICE = "augrec.v1.Recommender"
+STATUS = {
+    InvalidRequest: (grpc.StatusCode.INVALID_ARGUMENT, "invalid"),
+    NotFound: (grpc.StatusCode.NOT_FOUND, "not_found"),
+    Unavailable: (grpc.StatusCode.UNAVAILABLE, "unavailable"),
+}
+HEALTH_POLL_S = 5.0  # how often the health service re-reads readiness
+
+
+class _Malformed:
+    """What the lenient deserializer returns for bytes that are not the expected message."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def lenient(message_cls: Any, strict_fields: bool) -> Callable[[bytes], Any]:
+    """A deserializer that returns `_Malformed` instead of raising (grpcio maps that to INTERNAL).
+
+    `strict_fields` also refuses fields the proto does not define (our typed API, like the
+    HTTP API, refuses unknown fields; the inference protocol stays lenient for clients built
+    on a newer proto).
+    """
+    from google.protobuf.message import DecodeError
+    from google.protobuf.unknown_fields import UnknownFieldSet
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            msg = message_cls.FromString(data)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            return _Malformed(f"not a valid {message_cls.DESCRIPTOR.full_name}: {exc}")
+        if strict_fields:
+            unknown = UnknownFieldSet(msg)
+            if len(unknown):
+                return _Malformed(
+                    f"{message_cls.DESCRIPTOR.full_name} has no field number "
+                    f"{unknown[0].field_number}"
+                )
+        return msg
+
+    return deserialize
+
+
+def field_errors(exc: ValidationError) -> str:
+    """`field: message` for each validation error (the HTTP API names fields the same way)."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "request"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def unary(
+    metrics: Metrics,
+    endpoint: str,
+    fn: Callable[[Any, grpc.ServicerContext], Any],
+    request_cls: Any,
+    response_cls: Any,
+    strict_fields: bool = True,
+) -> grpc.RpcMethodHandler:
+    """A unary handler: lenient decoding, error mapping to status codes, metrics."""
+
+    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        with metrics.observe("grpc", endpoint) as info:
+            if isinstance(request, _Malformed):
+                info["outcome"] = "invalid"
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            try:
+                response = fn(request, context)
+            except ValidationError as exc:
+                info["outcome"] = "invalid"
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, field_errors(exc))
+            except RequestError as exc:
+                code, info["outcome"] = STATUS[type(exc)]
+                context.abort(code, str(exc))
+            info["outcome"], info["reason"] = _outcome(response)
+            return response
+
+    return grpc.unary_unary_rpc_method_handler(
+        handle,
+        request_deserializer=lenient(request_cls, strict_fields),
+        response_serializer=response_cls.SerializeToString,
+    )
+
+
+def _outcome(response: Any) -> tuple[str, str | None]:
+    if getattr(response, "fallback", False):
+        return "fallback", response.fallback_reason or None
+    return "ok", None
+
+
+def _fields(msg: Any) -> dict[str, Any]:
+    """The fields a client set (proto3 `optional` keeps presence), as plain Python values."""
+    out = {}
+    for field, value in msg.ListFields():
+        out[field.name] = list(value) if field.label == field.LABEL_REPEATED else value
+    return out
+
+
+def _items(pb2: Any, items: list[s.ScoredItem]) -> list[Any]:
+    return [pb2.ScoredItem(item_id=i.item_id, score=i.score) for i in items]
+
+
+def typed_handlers(rec: Recommender, metrics: Metrics) -> grpc.GenericRpcHandler:
+    """`augrec.v1.Recommender`, built from the generated messages."""
+    from augrec.services import stubs
+
+    pb2, _ = stubs.load()
+
+    def recommend(req: Any, _ctx: Any) -> Any:
+        out = rec.recommend(s.RecommendRequest.model_validate(_fields(req)))
+        return pb2.RecommendResponse(
+            items=_items(pb2, out.items),
+            model_version=out.model_version,
+            fallback=out.fallback,
+            fallback_reason=out.fallback_reason or "",
+        )
+
+    def similar(req: Any, _ctx: Any) -> Any:
+        out = rec.similar(s.SimilarRequest.model_validate(_fields(req)))
+        return pb2.SimilarItemsResponse(
+            item_id=out.item_id,
+            items=_items(pb2, out.items),
+            model_version=out.model_version,
+            fallback=out.fallback,
+            fallback_reason=out.fallback_reason or "",
+        )
+
+    def push(req: Any, _ctx: Any) -> Any:
+        out = rec.push_event(s.EventRequest.model_validate(_fields(req)))
+        return pb2.PushEventResponse(accepted=out.accepted, changed=out.changed)
+
+    methods = {
+        "Recommend": unary(
+            metrics, "recommend", recommend, pb2.RecommendRequest, pb2.RecommendResponse
+        ),
+        "SimilarItems": unary(
+            metrics, "similar", similar, pb2.SimilarItemsRequest, pb2.SimilarItemsResponse
+        ),
+        "PushEvent": unary(metrics, "events", push, pb2.PushEventRequest, pb2.PushEventResponse),
+    }
+    return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+class GrpcServer:
+    """A started server: the grpcio server, its port, and the health updater."""
+
+    def __init__(self, rec: Recommender, config: ServingConfig, metrics: Metrics):
+        from augrec.services import oip
+        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+        from grpc_reflection.v1alpha import reflection
+
+        self._rec = rec
+        self._health_pb2 = health_pb2
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(config.grpc_workers, thread_name_prefix="augrec-grpc"),
+            options=[
+                ("grpc.max_receive_message_length", config.max_request_bytes),
+                # Several workers may bind one port and share its connections.
+                ("grpc.so_reuseport", 1),
+            ],
+        )
+        self.server.add_generic_rpc_handlers(
+            (typed_handlers(rec, metrics), oip.handlers(rec, metrics))
+        )
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = (
+            SERVICE,
+            oip.SERVICE,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, self.server)
+        address = f"{config.grpc_host}:{config.grpc_port}"
+        self.port = self.server.add_insecure_port(address)
+        if self.port == 0:
+            raise RuntimeError(f"gRPC: cannot bind {address}")
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_health, daemon=True)
+
+    def start(self) -> GrpcServer:
+        """Start serving and keeping the health status current."""
+        self.server.start()
+        self._update_health()
+        self._poller.start()
+        log.info("gRPC server listening on port %d", self.port)
+        return self
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop accepting calls, finish running ones for up to `grace` seconds."""
+        self._stop.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait(grace + 1)
+
+    def _update_health(self) -> None:
+        ready = self._rec.health().ready
+        status = self._health_pb2.HealthCheckResponse
+        state = status.SERVING if ready else status.NOT_SERVING
+        from augrec.services import oip
+
+        for name in ("", SERVICE, oip.SERVICE):
+            self.health.set(name, state)
+
+    def _poll_health(self) -> None:
+        while not self._stop.wait(HEALTH_POLL_S):
+            try:
+                self._update_health()
+            except Exception:  # keep polling; the next probe may succeed
+                log.exception("gRPC health update failed")

@@ -1,0 +1,89 @@
+"""An ASGI guard in front of the API routes: JSON bodies only, and not too large.
+
+BentoML picks a deserializer by Content-Type (multipart, form, pickle) and reads bodies of
+any size; either can surface as a 5xx. Here a body that is not JSON is 415, one larger than
+`max_bytes` is 413 (checked against Content-Length, and counted while reading when the
+client streams), before BentoML sees it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class JsonBodyGuard:
+    """Refuse non-JSON and oversized request bodies on `paths` with a clear 4xx."""
+
+    def __init__(self, app: Any, paths: Iterable[str], max_bytes: int | None = None):
+        if max_bytes is None:  # built inside the worker, where the serving config is set
+            from augrec.serving.config import ServingConfig
+
+            max_bytes = ServingConfig.from_env().max_request_bytes
+        self.app = app
+        self.paths = frozenset(paths)
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the request, then pass it (with its body replayed) to the app."""
+        if scope["type"] != "http" or scope.get("path") not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        ctype = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
+        if ctype.lower() != b"application/json":
+            await _error(send, 415, "content-type", "send the body as application/json")
+            return
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await _error(send, 400, "content-length", "not a number")
+                return
+            if declared > self.max_bytes:
+                await _error(send, 413, "body", f"larger than {self.max_bytes} bytes")
+                return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await _error(send, 413, "body", f"larger than {self.max_bytes} bytes")
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as servers do
+
+        await self.app(scope, replay, send)
+
+
+async def _error(send: Send, status: int, field: str, message: str) -> None:
+    body = json.dumps({"error": f"{field}: {message}"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

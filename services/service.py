@@ -1,0 +1,127 @@
+"""The augrec Bento: HTTP API, health, metrics, and the gRPC server, over one `Recommender`.
+
+    bentoml serve augrec.services.service:AugrecService      # or: augrec serve
+
+Configured by environment variables (`augrec.serving.config.ENV`; `augrec serve` sets them).
+Every endpoint is a few lines around `augrec.serving.recommender.Recommender`, which the
+gRPC servicers (`grpc_server.py`, `oip.py`) share in the same worker process.
+
+- `POST /recommend`, `POST /similar`, `POST /events`: typed JSON in and out;
+- `GET /livez`, `/readyz` (ready = model loaded, feature store answering, feature contract
+  holding), `GET /status` (the same, explained, as JSON), `GET /metrics` (Prometheus);
+- gRPC on `AUGREC_GRPC_PORT` (default 50051), started by `on_startup`, stopped by
+  `on_shutdown`: `augrec.v1.Recommender`, the Open Inference Protocol, health, reflection.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bentoml
+from augrec.services.middleware import JsonBodyGuard
+from fastapi import FastAPI
+from starlette.responses import JSONResponse
+
+from augrec.serving.errors import InvalidRequest, NotFound, RequestError, Unavailable
+from augrec.serving.schemas import (
+    EventRequest,
+    EventResponse,
+    Health,
+    RecommendRequest,
+    RecommendResponse,
+    SimilarRequest,
+    SimilarResponse,
+)
+
+log = logging.getLogger(__name__)
+API_ROUTES = ("/recommend", "/similar", "/events")
+status_app = FastAPI(title="augrec status", openapi_url=None, docs_url=None, redoc_url=None)
+
+
+# Our refusals, as HTTP status and metric outcome. Returned as a JSON response (BentoML
+# passes a Response through) so the body is `{"error", "field"}`, as readable as its own
+# validation errors; raising BentoML's exceptions would hide a 503's reason.
+HTTP_STATUS = {
+    InvalidRequest: (400, "invalid"),
+    NotFound: (404, "not_found"),
+    Unavailable: (503, "unavailable"),
+}
+
+
+@bentoml.asgi_app(status_app, path="/")
+@bentoml.service(
+    name="augrec",
+    # One worker per pod: the gRPC server lives in the worker, and scale comes from replicas
+    # (several workers would share the gRPC port through SO_REUSEPORT; see docs/serving.md).
+    workers=1,
+    traffic={"timeout": 30, "max_concurrency": 512},
+    # Sync endpoints run in this many threads (BentoML default 1): a slow online-store read
+    # (Redis over the network) then does not hold up every other request.
+    threads=4,
+)
+class AugrecService:
+    """Recommendations over HTTP and gRPC from one registered model and the Feast store."""
+
+    def __init__(self) -> None:
+        from augrec.services import metrics
+
+        from augrec.serving.config import ServingConfig
+        from augrec.serving.recommender import Recommender
+
+        self.config = ServingConfig.from_env()
+        self.metrics = metrics.get()
+        self.rec = Recommender.load(self.config, on_batch=self.metrics.batch_size.observe)
+        self.grpc = None
+
+    @bentoml.on_startup
+    def start_grpc(self) -> None:
+        """Serve gRPC from this worker, over the same `Recommender` as HTTP."""
+        if self.config.grpc_port:
+            from augrec.services.grpc_server import GrpcServer
+
+            self.grpc = GrpcServer(self.rec, self.config, self.metrics).start()
+
+    @bentoml.on_shutdown
+    def stop_grpc(self) -> None:
+        """Drain gRPC calls, then stop scoring."""
+        if self.grpc is not None:
+            self.grpc.stop()
+        self.rec.close()
+
+    def __is_ready__(self) -> bool:
+        return self.rec.health().ready
+
+    def _call(self, endpoint: str, fn, request):
+        with self.metrics.observe("http", endpoint) as info:
+            try:
+                response = fn(request)
+            except RequestError as exc:
+                status, info["outcome"] = HTTP_STATUS[type(exc)]
+                return JSONResponse({"error": str(exc), "field": exc.field}, status_code=status)
+            fallback = getattr(response, "fallback", False)
+            info["outcome"] = "fallback" if fallback else "ok"
+            info["reason"] = getattr(response, "fallback_reason", None)
+            return response
+
+    @bentoml.api(route="/recommend")
+    def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
+        """Top-k items for a user: history from Feast (+ recent_items), seen items masked."""
+        return self._call("recommend", self.rec.recommend, request)
+
+    @bentoml.api(route="/similar")
+    def similar(self, request: SimilarRequest, /) -> SimilarResponse:
+        """Items most similar to an item (404 for an item outside the model's catalog)."""
+        return self._call("similar", self.rec.similar, request)
+
+    @bentoml.api(route="/events")
+    def events(self, request: EventRequest, /) -> EventResponse:
+        """Fold a live event into the user's online features; the next /recommend sees it."""
+        return self._call("events", self.rec.push_event, request)
+
+    @status_app.get("/status")
+    def status(self) -> Health:
+        """Readiness, explained: model version, feature store, feature contract, problems."""
+        return self.rec.health()
+
+
+AugrecService.add_asgi_middleware(JsonBodyGuard, paths=API_ROUTES)

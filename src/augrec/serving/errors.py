@@ -1,0 +1,34 @@
+"""Errors a request can end in, mapped by each adapter to its protocol's status.
+
+| error | HTTP | gRPC |
+|---|---|---|
+| `InvalidRequest` | 400 | INVALID_ARGUMENT |
+| `NotFound` | 404 | NOT_FOUND |
+| `Unavailable` | 503 | UNAVAILABLE |
+
+Each names the request field it is about, so a client can tell which value to fix.
+"""
+
+from __future__ import annotations
+
+from augrec.errors import AugrecError
+
+
+class RequestError(AugrecError):
+    """A request the server refused; `field` names the input at fault (may be empty)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class InvalidRequest(RequestError):
+    """A value is well-typed but not acceptable (e.g. an unknown category)."""
+
+
+class NotFound(RequestError):
+    """An id the request is about does not exist (e.g. /similar on an unknown item)."""
+
+
+class Unavailable(RequestError):
+    """A dependency the request needs (the feature store) cannot be reached."""

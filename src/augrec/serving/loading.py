@@ -1,0 +1,78 @@
+"""Find the model a server answers with: a registered version or a run directory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from augrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from augrec.models.base import Recommender as Model
+    from augrec.registry.store import ModelVersion, Registry
+
+DEFAULT_ALIAS = "production"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to score, with what serving needs to know about it."""
+
+    model: Model
+    item_ids: np.ndarray  # [n_items + 1] original item id of each encoded id (0: padding)
+    version: str  # the registry tag, or `run:<directory name>` for an unregistered run
+    path: Path
+    contract: dict[str, Any] | None  # features.json: the Feast services it was trained on
+
+
+def default_version(registry: Registry) -> ModelVersion:
+    """The `production` alias, else the newest registered version."""
+    from augrec.errors import RegistryError
+
+    tag = registry.aliases.get(DEFAULT_ALIAS)
+    if tag is not None:
+        return registry.get(tag)
+    versions = registry.versions()
+    if not versions:
+        raise RegistryError(
+            f"--model: no model is registered in {registry.home} and none was given; "
+            "register one with `augrec models register RUN_DIR`, or pass a run directory"
+        )
+    return versions[-1]
+
+
+def describe(ref: str | None, home: str | Path | None = None) -> tuple[str, Path]:
+    """Resolve `ref` to (version, path) without loading the model (a fast check for the CLI)."""
+    if ref and Path(ref).is_dir():
+        path = Path(ref).resolve()
+        if not (path / "model.pt").exists():
+            raise ConfigError(f"--model: {ref} is a directory without model.pt (not a run?)")
+        return f"run:{path.name}", path
+    from augrec.registry.store import Registry
+
+    registry = Registry(home)
+    version = registry.get(ref) if ref else default_version(registry)
+    return version.tag, version.path
+
+
+def load(ref: str | None, home: str | Path | None = None) -> LoadedModel:
+    """Load a model: `ref` is a run directory or anything `Registry.get` accepts.
+
+    A registered version is integrity-checked before it is loaded (see `ModelVersion.load`).
+    """
+    from augrec.training.run import load_run_model
+
+    version, path = describe(ref, home)
+    if version.startswith("run:"):
+        model, item_ids = load_run_model(path, device="cpu")
+    else:
+        from augrec.registry.store import Registry
+
+        model, item_ids = Registry(home).get(version).load(device="cpu")
+    contract_file = path / "features.json"
+    contract = json.loads(contract_file.read_text()) if contract_file.exists() else None
+    return LoadedModel(model, item_ids, version, path, contract)

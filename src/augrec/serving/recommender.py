@@ -1,0 +1,239 @@
+"""The serving object: one per process, shared by the Bento (HTTP) and the gRPC servicers.
+
+A request names a user; the user's history comes from the Feast online store (plus any
+recent items the client sends), the model scores every item, seen items and other
+categories are masked, and the top k come back with the model version. Requests the model
+cannot personalise get the popularity fallback, flagged:
+
+- no usable history (unknown user, empty history, or only items the model never saw):
+  `fallback_reason: empty_history`;
+- the store cannot be read: the model scores the client's recent items if any, else
+  popularity, and either way `fallback_reason: feature_store_unavailable`.
+
+Popularity is the online `item_popularity.events_total` of each catalog item, read once at
+start; without a store it is the model's own score for an empty history (popularity for the
+popularity and item-kNN models, the learnt prior for SASRec).
+
+Ids in requests and responses are the catalog's own; the model works on encoded ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from augrec.evaluation.ranking import topk_stable
+from augrec.serving import schemas as s
+from augrec.serving.errors import InvalidRequest, NotFound, Unavailable
+
+if TYPE_CHECKING:
+    from augrec.serving.batching import ScoreBatcher
+    from augrec.serving.config import ServingConfig
+    from augrec.serving.loading import LoadedModel
+    from augrec.serving.online import OnlineFeatures
+
+log = logging.getLogger(__name__)
+
+
+class Recommender:
+    """Answers recommend, similar-items and event requests for one loaded model."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        features: OnlineFeatures,
+        batcher: ScoreBatcher | None = None,
+    ):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.version = loaded.version
+        self.features = features
+        self._batcher = batcher
+        item_ids = np.asarray(loaded.item_ids, dtype=np.int64)
+        self.item_ids = item_ids
+        self.n_items = len(item_ids) - 1
+        # original id -> encoded id (index 0 is padding, never a catalog item)
+        self._codes = {int(orig): enc for enc, orig in enumerate(item_ids) if enc > 0}
+        self.categories: dict[str, np.ndarray] | None = None  # category -> [N] bool mask
+        self.popularity, self.popularity_source = self._load_catalog()
+        self.contract, self.contract_problems = self._check_contract()
+
+    @classmethod
+    def load(cls, config: ServingConfig, on_batch=None) -> Recommender:
+        """Load the configured model and open the feature store (which may be unavailable)."""
+        from augrec.serving.loading import load
+        from augrec.serving.online import OnlineFeatures
+
+        if config.torch_threads is not None:
+            torch.set_num_threads(config.torch_threads)
+        t0 = time.perf_counter()
+        loaded = load(config.model, config.home)
+        features = OnlineFeatures.open(config.feature_repo, config.feature_env)
+        batcher = None
+        if config.batching:
+            from augrec.serving.batching import ScoreBatcher
+
+            batcher = ScoreBatcher(loaded.model.score, config.max_batch_size, on_batch)
+        rec = cls(loaded, features, batcher)
+        log.info(
+            "serving %s (%s, %d items) in %.1f s; feature store: %s",
+            rec.version,
+            loaded.model.name,
+            rec.n_items,
+            time.perf_counter() - t0,
+            "ok" if features.client is not None else features.error,
+        )
+        return rec
+
+    def close(self) -> None:
+        """Stop the scoring thread, if any."""
+        if self._batcher is not None:
+            self._batcher.close()
+
+    # ---- requests ----------------------------------------------------------------------
+
+    def recommend(self, req: s.RecommendRequest) -> s.RecommendResponse:
+        """Top-k items for a user (see the module docstring for the fallback rules)."""
+        stored = self.features.history(req.user_id)
+        reason: s.FallbackReason | None = None
+        if stored is None:
+            reason, stored = "feature_store_unavailable", np.zeros(0, dtype=np.int64)
+        history = self.encode([*stored.tolist(), *(req.recent_items or [])])
+        if len(history):
+            scores = self._score(history)
+        else:
+            reason = reason or "empty_history"
+            scores = self.popularity.clone()
+        scores[0] = -torch.inf
+        if req.exclude_seen and len(history):
+            scores[torch.from_numpy(history)] = -torch.inf
+        if req.category is not None:
+            scores[~torch.from_numpy(self._category_mask(req.category))] = -torch.inf
+        return s.RecommendResponse(
+            items=self._top(scores, req.k),
+            model_version=self.version,
+            fallback=reason is not None,
+            fallback_reason=reason,
+        )
+
+    def similar(self, req: s.SimilarRequest) -> s.SimilarResponse:
+        """Items most like `item_id` by the model's item representation.
+
+        Popularity has none, and an item-kNN item may have no neighbour: both answer with
+        popular items, flagged `no_item_representation`.
+        """
+        code = self._codes.get(req.item_id)
+        if code is None:
+            raise NotFound("item_id", f"item {req.item_id} is not in the model's catalog")
+        sims = self.model.item_similarity(np.asarray([code]))
+        items: list[s.ScoredItem] = []
+        if sims is not None:
+            row = sims[0].clone()
+            row[code] = -torch.inf
+            items = self._top(row, req.k)
+        if items:
+            return s.SimilarResponse(
+                item_id=req.item_id, items=items, model_version=self.version, fallback=False
+            )
+        row = self.popularity.clone()
+        row[0] = row[code] = -torch.inf
+        return s.SimilarResponse(
+            item_id=req.item_id,
+            items=self._top(row, req.k),
+            model_version=self.version,
+            fallback=True,
+            fallback_reason="no_item_representation",
+        )
+
+    def push_event(self, req: s.EventRequest) -> s.EventResponse:
+        """Fold a live event into the user's online features (the next recommend sees it).
+
+        Items outside the model's catalog are stored too: the next training run learns them.
+        The event type is accepted for the log; the history features count every type.
+        """
+        timestamp = req.timestamp if req.timestamp is not None else int(time.time())
+        changed = self.features.push(req.user_id, req.item_id, timestamp)
+        return s.EventResponse(accepted=True, changed=changed)
+
+    def health(self) -> s.Health:
+        """Ready = model loaded + store answering a probe read + feature contract holds."""
+        store_ok = self.features.probe()
+        problems = list(self.contract_problems)
+        if not store_ok:
+            problems.append(f"feature store unavailable: {self.features.error}")
+        ready = store_ok and self.contract in ("ok", "not_recorded")
+        return s.Health(
+            ready=ready,
+            model_version=self.version,
+            model=self.model.name,
+            feature_store="ok" if store_ok else "unavailable",
+            contract=self.contract,
+            problems=problems,
+        )
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def encode(self, items: Sequence[int]) -> np.ndarray:
+        """Encoded ids of the items the model knows, in order (others are skipped)."""
+        codes = [self._codes.get(int(i)) for i in items]
+        return np.asarray([c for c in codes if c is not None], dtype=np.int64)
+
+    def _score(self, history: np.ndarray) -> torch.Tensor:
+        """Model scores of every item for one encoded history, [n_items + 1], ours to modify."""
+        if self._batcher is not None:
+            return self._batcher.score(history).clone()
+        return self.model.score([history])[0]
+
+    def _top(self, scores: torch.Tensor, k: int) -> list[s.ScoredItem]:
+        idx, vals = topk_stable(scores[None, :], k)
+        keep = np.isfinite(vals[0])
+        return [
+            s.ScoredItem(item_id=int(self.item_ids[i]), score=float(v))
+            for i, v in zip(idx[0][keep], vals[0][keep], strict=True)
+        ]
+
+    def _category_mask(self, category: str) -> np.ndarray:
+        if self.categories is None:
+            raise Unavailable(
+                "category",
+                "filtering by category needs the item attributes of the feature store, "
+                "which could not be read at start",
+            )
+        mask = self.categories.get(category)
+        if mask is None:
+            raise InvalidRequest("category", f"unknown category {category!r}")
+        return mask
+
+    def _load_catalog(self) -> tuple[torch.Tensor, str]:
+        """Item categories and popularity from the store, else popularity from the model."""
+        got = self.features.catalog(self.item_ids[1:].tolist())
+        if got is not None:
+            categories, counts = got
+            masks: dict[str, np.ndarray] = {}
+            for enc, cat in enumerate(categories, start=1):
+                if cat is not None:
+                    masks.setdefault(cat, np.zeros(self.n_items + 1, dtype=bool))[enc] = True
+            self.categories = masks
+            return torch.from_numpy(np.concatenate([[0.0], counts]).astype(np.float32)), "store"
+        log.warning("no item popularity from the feature store; falling back to the model's")
+        return self.model.score([np.zeros(0, dtype=np.int64)])[0].float(), "model"
+
+    def _check_contract(self) -> tuple[str, list[str]]:
+        """Does the store serve the feature definitions the model was trained with?"""
+        if self.loaded.contract is None:
+            return "not_recorded", []
+        store = self.features.store
+        if store is None:
+            return "unchecked", []
+        from augrec.features import contract
+
+        try:
+            problems = contract.check(contract.registry_definitions(store), self.loaded.contract)
+        except Exception as exc:
+            return "mismatch", [f"feature contract could not be checked: {exc}"]
+        return ("mismatch", problems) if problems else ("ok", [])

@@ -1,0 +1,99 @@
+"""The adapters without a server: stub generation, the OIP decoder, `augrec serve`."""
+
+from __future__ import annotations
+
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+from augrec.serving.config import ServingConfig
+from augrec.serving.errors import InvalidRequest
+from cli_helpers import run_cli
+
+
+def test_stubs_are_generated_once_per_proto_into_the_cache(tmp_path):
+    from augrec.services import stubs
+
+    folder = stubs.generate(tmp_path)
+    assert folder.parent == tmp_path and folder.name == stubs.cache_key()
+    made = {p.name for p in folder.iterdir()}
+    assert made == {"augrec_v1_pb2.py", "augrec_v1_pb2_grpc.py"}
+    mtime = (folder / "augrec_v1_pb2.py").stat().st_mtime_ns
+    assert stubs.generate(tmp_path) == folder  # cached: not regenerated
+    assert (folder / "augrec_v1_pb2.py").stat().st_mtime_ns == mtime
+    pb2, pb2_grpc = stubs.load()
+    assert pb2.DESCRIPTOR.package == "augrec.v1" and hasattr(pb2_grpc, "RecommenderStub")
+    assert stubs.load() == (pb2, pb2_grpc)
+
+
+def test_build_protos_writes_where_asked(tmp_path, capsys):
+    from augrec.services import build_protos
+
+    build_protos.main(["--out", str(tmp_path)])
+    assert (tmp_path / capsys.readouterr().out.strip() / "augrec_v1_pb2.py").exists()
+
+
+def _infer_request(**tensors):
+    from tritonclient.grpc import service_pb2 as pb
+
+    req = pb.ModelInferRequest(model_name="recommender")
+    for name, (dtype, shape, raw) in tensors.items():
+        req.inputs.add(name=name, datatype=dtype, shape=shape)
+        req.raw_input_contents.append(raw)
+    return req
+
+
+def test_oip_decoder_reads_raw_tensors_and_names_bad_inputs():
+    from augrec.services.oip import parse_infer
+
+    users = np.asarray([3, 4], dtype=np.int64).tobytes()
+    two = ("INT64", [2], users)
+    category = struct.pack("<I", 6) + b"cat_01"
+    req = _infer_request(
+        user_id=("INT64", [2, 1], users),
+        k=("INT32", [1], np.asarray([7], dtype=np.int32).tobytes()),
+        exclude_seen=("BOOL", [1], b"\x00"),
+        category=("BYTES", [1], category),
+    )
+    assert parse_infer(req) == ([3, 4], {"k": 7, "exclude_seen": False, "category": "cat_01"})
+    bad = [
+        (_infer_request(k=("INT64", [1], users[:8])), "user_id"),
+        (_infer_request(user_id=("INT64", [3], users)), "user_id"),
+        (_infer_request(user_id=("FP32", [1], b"\x00" * 4)), "user_id"),
+        (_infer_request(user_id=two, k=("INT64", [2], users)), "k"),
+        (_infer_request(user_id=two, topk=("INT64", [1], users[:8])), "topk"),
+        (_infer_request(user_id=two, category=("BYTES", [1], b"\x09")), "category"),
+    ]
+    for req, field in bad:
+        with pytest.raises(InvalidRequest) as err:
+            parse_infer(req)
+        assert err.value.field == field, req
+
+
+def test_serve_needs_a_model_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "empty"))
+    assert run_cli("serve") == 2
+    assert "no model is registered" in capsys.readouterr().err
+
+
+def test_serve_command_carries_the_config_to_bentoml(world, monkeypatch):
+    from augrec.serving.cli import serve_command
+
+    monkeypatch.delenv("AUGREC_MODEL", raising=False)
+    config = ServingConfig(model=world.tag, home=str(world.home), grpc_port=6000)
+    argv, env = serve_command(config, "127.0.0.1", 3999)
+    assert argv[:4] == [sys.executable, "-m", "bentoml", "serve"]
+    assert argv[-4:] == ["--host", "127.0.0.1", "--port", "3999"]
+    assert ServingConfig.from_env(env) == config
+
+
+def test_serve_execs_bentoml_on_the_resolved_version(world, monkeypatch):
+    import os
+
+    seen = {}
+    monkeypatch.setattr(os, "execvpe", lambda exe, argv, env: seen.update(argv=argv, env=env))
+    assert run_cli("serve", "--home", str(world.home), "--grpc-port", "0") == 0
+    assert seen["env"]["AUGREC_MODEL"] == world.tag  # the alias, resolved once
+    assert seen["env"]["AUGREC_GRPC_PORT"] == "0"
