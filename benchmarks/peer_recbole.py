@@ -7,10 +7,12 @@ training + per-epoch validation (data preprocessing is timed separately).
 
 RecBole runs in its own virtual environment (it needs numpy<2), created under --work on first
 use, through `benchmarks/_recbole_driver.py`. Each system's finished result is saved under
---work and skipped on a rerun (--force redoes it); one JSON object is printed on stdout.
+--results (benchmarks/results/peer_recbole/, committed) and skipped on a rerun (--force redoes
+it); one JSON object is printed on stdout.
 
     python benchmarks/peer_recbole.py                       # Beauty, 20 minutes each
-    python benchmarks/peer_recbole.py --budget-minutes 1 --max-users 2000 --work /tmp/peer
+    python benchmarks/peer_recbole.py --budget-minutes 1 --max-users 2000 --work /tmp/peer \
+        --results /tmp/peer/results
 """
 
 from __future__ import annotations
@@ -388,6 +390,13 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=default_data(), help="default: %(default)s")
     ap.add_argument("--budget-minutes", type=float, default=20.0, help="per system")
     ap.add_argument("--work", type=Path, default=Path("runs/peer_recbole"))
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=Path(__file__).parent / "results" / "peer_recbole",
+        help="finished systems' results (committed, so a run can span sessions); "
+        "default: %(default)s",
+    )
     ap.add_argument("--venv", type=Path, help="RecBole's venv (default: <work>/recbole-venv)")
     ap.add_argument("--force", action="store_true", help="redo finished systems")
     ap.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
@@ -400,6 +409,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     args.work.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     venv = args.venv or args.work / "recbole-venv"
     cfg = settings(args)
 
@@ -407,11 +417,11 @@ def main() -> None:
     results = {}
     if "augrec" in args.systems:
         results["augrec"] = load_or_run(
-            args.work / "augrec.json", cfg, args.force, lambda: run_augrec(data, cfg)
+            args.results / "augrec.json", cfg, args.force, lambda: run_augrec(data, cfg)
         )
     if "recbole" in args.systems:
         results["recbole"] = load_or_run(
-            args.work / "recbole.json",
+            args.results / "recbole.json",
             cfg,
             args.force,
             lambda: run_recbole(df, cfg, args.work, venv, args.recbole_batch_size),
@@ -434,7 +444,7 @@ def main() -> None:
     if "augrec" in results:
         report["augrec_params"] = results["augrec"]["augrec_params"]
     report["settings"] = cfg
-    (args.work / "report.json").write_text(json.dumps(report, indent=2))
+    (args.results / "report.json").write_text(json.dumps(report, indent=2))
     # The validation curves stay in report.json; stdout gets the summary.
     for name in SYSTEMS:
         report.get(name, {}).pop("curve", None)

@@ -50,7 +50,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_peer_benchmark_tiny(tmp_path):
     data = tiny_sequences(tmp_path / "Tiny.txt")
     work = tmp_path / "work"
-    common = ["--data", str(data), "--work", str(work), "--budget-minutes", "5"]
+    common = ["--data", str(data), "--work", str(work), "--results", str(tmp_path / "results")]
+    common += ["--budget-minutes", "5"]
     proc = run(*common, "--max-epochs", "2")
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(proc.stdout)
