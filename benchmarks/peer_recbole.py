@@ -407,10 +407,12 @@ def main() -> None:
     ap.add_argument("--recbole-batch-size", type=int, default=2048, help="RecBole's default")
     ap.add_argument("--device", default="cpu", help="cpu or cuda, for both systems")
     args = ap.parse_args()
+    # Absolute paths: RecBole's driver runs in its own working directory.
+    args.work, args.results = args.work.resolve(), args.results.resolve()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     args.work.mkdir(parents=True, exist_ok=True)
     args.results.mkdir(parents=True, exist_ok=True)
-    venv = args.venv or args.work / "recbole-venv"
+    venv = (args.venv or args.work / "recbole-venv").resolve()
     cfg = settings(args)
 
     data, df = prepare_data(args)
