@@ -291,12 +291,7 @@ def augment_cmd(
     except Exception as exc:
         raise AugrecError(f"--config: {exc}") from exc
     ds = load_dataset(data)
-    kwargs = (
-        {"test_cutoff": split_cfg.test_cutoff, "valid_cutoff": split_cfg.valid_cutoff}
-        if split_cfg.kind == "temporal"
-        else {}
-    )
-    split = make_split(ds, split_cfg.kind, **kwargs)
+    split = make_split(ds, split_cfg.kind, split_cfg.test_cutoff, split_cfg.valid_cutoff)
     from augrec.augment.pipeline import augment
 
     ray_cfg = _ray_config(

@@ -190,10 +190,15 @@ def temporal(ds: Dataset, test_cutoff: int | None = None, valid_cutoff: int | No
     )
 
 
-def make_split(ds: Dataset, kind: str = "loo", **kwargs: int | None) -> Split:
-    """Dispatch on the split name from the config."""
+def make_split(
+    ds: Dataset,
+    kind: str = "loo",
+    test_cutoff: int | None = None,
+    valid_cutoff: int | None = None,
+) -> Split:
+    """Dispatch on the split name from the config; cut-offs only apply to `temporal`."""
     if kind == "loo":
         return leave_one_out(ds)
     if kind == "temporal":
-        return temporal(ds, **kwargs)
+        return temporal(ds, test_cutoff=test_cutoff, valid_cutoff=valid_cutoff)
     raise ConfigError(f"split.kind: unknown value {kind!r}; expected one of {list(PROTOCOLS)}")

@@ -196,12 +196,7 @@ def check_data(ctx: _Context, data: str | Path | None) -> Check:
             details,
         )
     split_cfg = SplitConfig(**ctx.manifest["config"]["split"])
-    kwargs = (
-        {"test_cutoff": split_cfg.test_cutoff, "valid_cutoff": split_cfg.valid_cutoff}
-        if split_cfg.kind == "temporal"
-        else {}
-    )
-    split = make_split(ds, split_cfg.kind, **kwargs)
+    split = make_split(ds, split_cfg.kind, split_cfg.test_cutoff, split_cfg.valid_cutoff)
     try:
         model, item_ids = load_run_model(ctx.run_dir)
     except Exception as exc:  # a corrupt or foreign model file: the gate reports, not crashes

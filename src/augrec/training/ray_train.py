@@ -119,12 +119,7 @@ def train_worker(config: dict[str, Any]) -> None:
     torch.manual_seed(job.seed)
     split_cfg = SplitConfig(**job.split)
     ds = load_dataset(job.data)
-    kwargs = (
-        {"test_cutoff": split_cfg.test_cutoff, "valid_cutoff": split_cfg.valid_cutoff}
-        if split_cfg.kind == "temporal"
-        else {}
-    )
-    split = make_split(ds, split_cfg.kind, **kwargs)
+    split = make_split(ds, split_cfg.kind, split_cfg.test_cutoff, split_cfg.valid_cutoff)
     fit_split = split
     if job.augment is not None:
         from augrec.augment.synthetic_set import augmented_split, load

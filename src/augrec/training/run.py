@@ -134,15 +134,7 @@ def train_and_evaluate(
         "format": ds.source_format,
         **fingerprint_files(ds.files),
     }
-    split = make_split(
-        ds,
-        config.split.kind,
-        **(
-            {"test_cutoff": config.split.test_cutoff, "valid_cutoff": config.split.valid_cutoff}
-            if config.split.kind == "temporal"
-            else {}
-        ),
-    )
+    split = make_split(ds, config.split.kind, config.split.test_cutoff, config.split.valid_cutoff)
     fit_split, augmentation = split, None
     if augment is not None:
         from augrec.augment.synthetic_set import augmented_split, load
