@@ -170,3 +170,23 @@ def test_one_epoch_gan_end_to_end(tmp_path, synthetic_dir):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["augmentation"]["method"] == "gan"
     assert metrics["augmentation"]["synthetic_interactions"] == meta["synthetic_interactions"]
+
+
+def test_method_none_writes_an_empty_set_with_a_passing_report(tmp_path, synthetic_dir):
+    out = tmp_path / "none"
+    assert (
+        run_cli(
+            "augment",
+            "--data",
+            str(synthetic_dir),
+            "--method",
+            "none",
+            "--out",
+            str(out),
+            "--strict",
+        )
+        == 0
+    )
+    report = json.loads((out / "synthetic_report.json").read_text())
+    assert report["empty"] and report["passed"]
+    assert json.loads((out / "synthetic.json").read_text())["synthetic_interactions"] == 0

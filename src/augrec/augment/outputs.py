@@ -19,8 +19,19 @@ MIA_SAMPLE = 5000  # users per side for the membership-inference scores
 
 
 def build_report(split: Split, synth: SyntheticSet, info: dict[str, Any], seed: int) -> dict:
-    """The synthetic-data report: fidelity, diversity and privacy against a holdout."""
+    """The synthetic-data report: fidelity, diversity and privacy against a holdout.
+
+    An empty set (`--method none`) has nothing to describe: its report says so and passes.
+    """
     from augrec.augment.report import synthetic_report
+
+    if synth.n_interactions == 0:
+        return {
+            "empty": True,
+            "note": f"method {synth.method!r} wrote no synthetic data",
+            "gates": {},
+            "passed": True,
+        }
 
     members = info["members"]
     member_train = [s for s, m in zip(split.train, members, strict=True) if m and len(s)]
@@ -58,7 +69,13 @@ def write_augmentation(
 
     with atomic_dir(out, overwrite=overwrite) as tmp:
         save(synth, split, tmp)
-        write_report(report, tmp)
+        if report.get("empty"):
+            (tmp / "synthetic_report.json").write_text(json.dumps(report, indent=2) + "\n")
+            (tmp / "synthetic_report.html").write_text(
+                f"<!doctype html><title>synthetic report</title><p>{report['note']}</p>\n"
+            )
+        else:
+            write_report(report, tmp)
         gen = info.get("generator")
         if gen is not None:
             torch.save(
