@@ -122,6 +122,14 @@ def summarise(by_method: dict[str, list[dict]]) -> dict:
             "synthetic_share": float(np.mean([r["synthetic_share"] for r in runs])),
             "wall_seconds": float(np.mean([sum(r["seconds"].values()) for r in runs])),
             "privacy_passed": all(r["privacy_passed"] is not False for r in runs),
+            f"ndcg@10_history<={SHORT}": mean_std(
+                [
+                    per_user_ndcg(np.asarray(r["ranks"]), 10)[
+                        np.asarray(r["history_length"]) <= SHORT
+                    ].mean()
+                    for r in runs
+                ]
+            ),
         }
         if base and method != "none":
             n = min(len(base), len(runs))
@@ -145,8 +153,6 @@ def markdown(summary: dict, command: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m, e in summary.items():
-        short = e["buckets"]["history_length"]
-        short_ndcg = (short["<=3"]["mean"] + short["4-5"]["mean"]) / 2  # display only
         p = e.get("paired_vs_none", {})
 
         def lift(key, p=p):
@@ -158,24 +164,21 @@ def markdown(summary: dict, command: str) -> str:
 
         lines.append(
             f"| {m} | {len(e['seeds'])} | {ms(e['test']['ndcg@10'])} | {ms(e['test']['hr@10'])} "
-            f"| {short_ndcg:.4f} | {lift(f'history<={SHORT}')} | {lift('all')} "
+            f"| {ms(e[f'ndcg@10_history<={SHORT}'])} | {lift(f'history<={SHORT}')} | {lift('all')} "
             f"| {e['synthetic_share']:.3f} | {e['wall_seconds']:.0f} "
             f"| {'pass' if e['privacy_passed'] else 'FAIL'} |"
         )
-    lines += ["", "NDCG@10 by training-history length (mean over seeds):", ""]
-    buckets = list(next(iter(summary.values()))["buckets"]["history_length"])
-    lines.append("| method | " + " | ".join(buckets) + " |")
-    lines.append("|---|" + "---|" * len(buckets))
-    for m, e in summary.items():
-        h = e["buckets"]["history_length"]
-        lines.append(f"| {m} | " + " | ".join(f"{h[b]['mean']:.4f}" for b in buckets) + " |")
-    lines += ["", "NDCG@10 by target popularity (training interactions):", ""]
-    pops = list(next(iter(summary.values()))["buckets"]["target_popularity"])
-    lines.append("| method | " + " | ".join(pops) + " |")
-    lines.append("|---|" + "---|" * len(pops))
-    for m, e in summary.items():
-        h = e["buckets"]["target_popularity"]
-        lines.append(f"| {m} | " + " | ".join(f"{h[b]['mean']:.4f}" for b in pops) + " |")
+    titles = {
+        "history_length": "NDCG@10 by training-history length (mean over seeds):",
+        "target_popularity": "NDCG@10 by target popularity (training interactions):",
+    }
+    for kind, title in titles.items():
+        names = list(next(iter(summary.values()))["buckets"][kind])
+        lines += ["", title, "", "| method | " + " | ".join(names) + " |"]
+        lines.append("|---|" + "---|" * len(names))
+        for m, e in summary.items():
+            h = e["buckets"][kind]
+            lines.append(f"| {m} | " + " | ".join(f"{h[b]['mean']:.4f}" for b in names) + " |")
     return "\n".join(lines)
 
 
