@@ -11,6 +11,9 @@ Resumable across sessions: each finished (method, seed) leaves a small result fi
 
     python benchmarks/augmentation.py --data ../shared/datasets/amazon-beauty/Beauty.txt \
         --seeds 3 --config benchmarks/configs/augmentation-beauty.yaml
+
+On a GPU box, `--device cuda --jobs 12` runs every (method, seed) at once, each in its own
+process sharing the GPU (the models are small; one alone leaves the GPU mostly idle).
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing as mp
+import os
 import re
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +73,8 @@ def run_one(data: Path, method: str, seed: int, cfg: dict, work: Path, results: 
         "synthetic_share": synth.share(split),
         "synthetic_interactions": synth.n_interactions,
         "seconds": {"augment": t_aug, **metrics["seconds"]},
+        # where the seconds were measured: wall times compare only within one device
+        "device": train_cfg.model.get("device", "cpu"),
         "selection": info.get("selection"),
         "privacy_passed": report.get("passed"),
         # per-user test ranks (test-user order), for paired tests across methods
@@ -76,6 +84,59 @@ def run_one(data: Path, method: str, seed: int, cfg: dict, work: Path, results: 
     results.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result) + "\n")
     return result
+
+
+def with_device(cfg: dict, device: str) -> dict:
+    """The config with every torch model (recommender, generator, selector) on `device`."""
+    train = dict(cfg.get("train", {}))
+    train["model"] = {**train.get("model", {}), "device": device}
+    aug = dict(cfg.get("augment", {}))
+    aug["generator"] = {**aug.get("generator", {}), "device": device}
+    selector = dict(aug.get("selector", {}))
+    selector["params"] = {**selector.get("params", {}), "device": device}
+    aug["selector"] = selector
+    return {**cfg, "train": train, "augment": aug}
+
+
+def _run_unit(job: tuple) -> dict | None:
+    """One (method, seed) in a worker process; a failure is logged, not fatal to the rest."""
+    data, method, seed, cfg, work, results, threads = job
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s [{method}/{seed}] %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return run_one(data, method, seed, cfg, work, results)
+    except Exception:
+        log.exception("%s seed %d failed", method, seed)
+        return None
+
+
+def run_all(args: argparse.Namespace, cfg: dict) -> dict[str, list[dict]]:
+    """Every (method, seed), in order or `args.jobs` at a time; finished ones are skipped."""
+    units = [(m, s) for s in range(args.seeds) for m in args.methods]  # seed-major
+    by_method: dict[str, list[dict]] = {m: [] for m in args.methods}
+    if args.jobs <= 1:
+        for method, seed in units:
+            by_method[method].append(run_one(args.data, method, seed, cfg, args.work, args.results))
+        return by_method
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    # Seed by seed, the longest method (the GAN selects among checkpoints) first in each: a
+    # run cut short still leaves whole seeds, and the pool drains evenly.
+    units.sort(key=lambda u: (u[1], -args.methods.index(u[0])))
+    jobs = [(args.data, m, s, cfg, args.work, args.results, threads) for m, s in units]
+    # spawn: CUDA cannot be used in a forked child.
+    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+        for (method, _), result in zip(units, pool.map(_run_unit, jobs), strict=True):
+            if result is not None:
+                by_method[method].append(result)
+    for runs in by_method.values():
+        runs.sort(key=lambda r: r["seed"])
+    return by_method
 
 
 def mean_std(values: list[float]) -> dict:
@@ -131,11 +192,14 @@ def summarise(by_method: dict[str, list[dict]]) -> dict:
                 ]
             ),
         }
-        if base and method != "none":
-            n = min(len(base), len(runs))
+        # Pair by seed: a seed missing on either side is left out of the comparison.
+        seeds = sorted({r["seed"] for r in runs} & {r["seed"] for r in base or []})
+        if base and method != "none" and seeds:
+            b = [r for r in base if r["seed"] in seeds]
+            o = [r for r in runs if r["seed"] in seeds]
             entry["paired_vs_none"] = {
-                "all": paired(base[:n], runs[:n], short_only=False),
-                f"history<={SHORT}": paired(base[:n], runs[:n], short_only=True),
+                "all": paired(b, o, short_only=False),
+                f"history<={SHORT}": paired(b, o, short_only=True),
             }
         out[method] = entry
     return out
@@ -204,13 +268,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("runs/augmentation"))
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks/results/augmentation")
     ap.add_argument("--no-docs", action="store_true", help="don't update docs/benchmarks.md")
+    ap.add_argument("--device", help="put every torch model on this device, e.g. cuda")
+    ap.add_argument("--jobs", type=int, default=1, help="(method, seed) runs at once")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     cfg = yaml.safe_load(args.config.read_text()) if args.config else {}
-    by_method: dict[str, list[dict]] = {m: [] for m in args.methods}
-    for seed in range(args.seeds):  # seed-major: a partial run covers every method
-        for method in args.methods:
-            by_method[method].append(run_one(args.data, method, seed, cfg, args.work, args.results))
+    if args.device:
+        cfg = with_device(cfg, args.device)
+    by_method = run_all(args, cfg)
     summary = summarise(by_method)
     print(json.dumps(summary, indent=2))
     if not args.no_docs:

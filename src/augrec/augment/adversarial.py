@@ -97,7 +97,7 @@ def prefix_log_probs(
     ctx = [
         np.concatenate([s[::-1], rp]) for s, rp in zip(suffixes, rev_prefix.numpy(), strict=True)
     ]
-    seq = pad_left(ctx, gen.cfg.max_len + 1)  # the last p tokens are the written ones
+    seq = pad_left(ctx, gen.cfg.max_len + 1).to(gen.cfg.device)  # last p tokens: written
     inputs, targets = seq[:, :-1], seq[:, 1:]
     table = gen.net.item_table()
     logits = gen.net(inputs, table)[:, -p:] @ table.T  # [B, P, N]
@@ -105,7 +105,8 @@ def prefix_log_probs(
     logp = F.log_softmax(logits, dim=-1)
     chosen = logp.gather(2, targets[:, -p:, None])[..., 0]  # [B, P]
     entropy = -(logp.exp() * logp.nan_to_num(neginf=0.0)).sum(-1).mean(1)
-    return chosen.sum(1), entropy
+    # The discriminator and rewards live on the CPU (small batches); gradients follow .cpu().
+    return chosen.sum(1).cpu(), entropy.cpu()
 
 
 def refine(

@@ -46,7 +46,7 @@ def rank_users(
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         hist = [eval_set.histories[i] for i in idx]
-        scores = model.score(hist).float()
+        scores = model.device_scores(hist).float()
         mask_scores(scores, hist)
         ranks[idx] = target_ranks(scores, eval_set.targets[idx])
         top_items, top_scores = topk_stable(scores, TOP_K)

@@ -221,13 +221,18 @@ class SASRec(Recommender):
     @torch.no_grad()
     def score(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
         """Scores of every item after each history's last position [B, N]."""
+        return self.device_scores(histories).cpu()
+
+    @torch.no_grad()
+    def device_scores(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """`score` on the network's device."""
         assert self.net is not None, "fit or load the model first"
         was_training = self.net.training
         self.net.eval()
         seq = pad_left(histories, self.cfg.max_len).to(self.cfg.device)
         table = self.net.item_table()
         h = self.net(seq, table)[:, -1]  # [B, D]
-        scores = (h @ table.T).float().cpu()
+        scores = (h @ table.T).float()
         self.net.train(was_training)
         return scores
 
