@@ -77,6 +77,7 @@ def run_one(data: Path, method: str, seed: int, cfg: dict, work: Path, results: 
         "device": train_cfg.model.get("device", "cpu"),
         "selection": info.get("selection"),
         "privacy_passed": report.get("passed"),
+        "privacy_gates": report.get("gates"),
         # per-user test ranks (test-user order), for paired tests across methods
         "ranks": np.minimum(run.test.ranks, 10_000).astype(int).tolist(),
         "history_length": [len(split.train[u]) for u in split.test.users],
@@ -104,10 +105,11 @@ def _run_unit(job: tuple) -> dict | None:
     import torch
 
     torch.set_num_threads(threads)
-    logging.basicConfig(
+    logging.basicConfig(  # force: a pool process runs several units, each with its own tag
         level=logging.INFO,
         format=f"%(asctime)s [{method}/{seed}] %(message)s",
         stream=sys.stderr,
+        force=True,
     )
     try:
         return run_one(data, method, seed, cfg, work, results)
@@ -120,6 +122,11 @@ def run_all(args: argparse.Namespace, cfg: dict) -> dict[str, list[dict]]:
     """Every (method, seed), in order or `args.jobs` at a time; finished ones are skipped."""
     units = [(m, s) for s in range(args.seeds) for m in args.methods]  # seed-major
     by_method: dict[str, list[dict]] = {m: [] for m in args.methods}
+    done = [(m, s) for m, s in units if (args.results / f"{m}-seed{s}.json").exists()]
+    if len(done) == len(units):  # nothing to run: no worker processes to start
+        for m, s in units:
+            by_method[m].append(run_one(args.data, m, s, cfg, args.work, args.results))
+        return by_method
     if args.jobs <= 1:
         for method, seed in units:
             by_method[method].append(run_one(args.data, method, seed, cfg, args.work, args.results))
@@ -246,15 +253,18 @@ def markdown(summary: dict, command: str) -> str:
     return "\n".join(lines)
 
 
-def write_docs(text: str, docs: Path) -> None:
-    start, end = "<!-- augmentation:start -->", "<!-- augmentation:end -->"
+def write_docs(text: str, docs: Path, section: str = "augmentation") -> None:
+    """Replace the text between this section's markers (appended when absent), atomically."""
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     body = docs.read_text() if docs.exists() else "# Benchmarks\n"
     block = f"{start}\n{text}\n{end}"
     if start in body:
-        body = re.sub(re.escape(start) + ".*?" + re.escape(end), block, body, flags=re.S)
+        body = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, body, flags=re.S)
     else:
-        body += f"\n## Augmentation ablation (issue 4)\n\n{block}\n"
-    docs.write_text(body)
+        body += f"\n## Augmentation ablation (issue 4): {section}\n\n{block}\n"
+    tmp = docs.with_suffix(".tmp")
+    tmp.write_text(body)
+    tmp.replace(docs)
 
 
 def main() -> None:
@@ -268,6 +278,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("runs/augmentation"))
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks/results/augmentation")
     ap.add_argument("--no-docs", action="store_true", help="don't update docs/benchmarks.md")
+    ap.add_argument(
+        "--section",
+        default="augmentation",
+        help="docs/benchmarks.md markers to write between (<!-- SECTION:start -->), so a "
+        "variant's table sits beside the main one",
+    )
     ap.add_argument("--device", help="put every torch model on this device, e.g. cuda")
     ap.add_argument("--jobs", type=int, default=1, help="(method, seed) runs at once")
     args = ap.parse_args()
@@ -280,7 +296,7 @@ def main() -> None:
     print(json.dumps(summary, indent=2))
     if not args.no_docs:
         command = "python " + " ".join(sys.argv)
-        write_docs(markdown(summary, command), REPO / "docs" / "benchmarks.md")
+        write_docs(markdown(summary, command), REPO / "docs" / "benchmarks.md", args.section)
 
 
 if __name__ == "__main__":
