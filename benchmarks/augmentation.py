@@ -122,12 +122,8 @@ def run_all(args: argparse.Namespace, cfg: dict) -> dict[str, list[dict]]:
     """Every (method, seed), in order or `args.jobs` at a time; finished ones are skipped."""
     units = [(m, s) for s in range(args.seeds) for m in args.methods]  # seed-major
     by_method: dict[str, list[dict]] = {m: [] for m in args.methods}
-    done = [(m, s) for m, s in units if (args.results / f"{m}-seed{s}.json").exists()]
-    if len(done) == len(units):  # nothing to run: no worker processes to start
-        for m, s in units:
-            by_method[m].append(run_one(args.data, m, s, cfg, args.work, args.results))
-        return by_method
-    if args.jobs <= 1:
+    all_done = all((args.results / f"{m}-seed{s}.json").exists() for m, s in units)
+    if args.jobs <= 1 or all_done:  # all done: only reads results, no worker processes
         for method, seed in units:
             by_method[method].append(run_one(args.data, method, seed, cfg, args.work, args.results))
         return by_method
