@@ -67,8 +67,11 @@ def serve(
     ] = None,
     batching: Annotated[
         bool,
-        typer.Option(help="Batch concurrent scoring calls (see docs/serving.md)."),
-    ] = False,
+        typer.Option(
+            help="Batch concurrent scoring calls: on the Beauty SASRec, 2.3x the gRPC "
+            "throughput at 32 clients (see docs/serving.md)."
+        ),
+    ] = True,
     torch_threads: Annotated[
         int, typer.Option("--torch-threads", min=1, help="torch threads for scoring.")
     ] = 1,

@@ -47,7 +47,7 @@ class ServingConfig(BaseModel):
     grpc_host: str = "0.0.0.0"
     grpc_port: int = Field(50051, ge=0, le=65535, description="0: no gRPC server")
     grpc_workers: int = Field(16, ge=1, description="gRPC handler threads")
-    batching: bool = Field(False, description="batch concurrent scoring (see docs/serving.md)")
+    batching: bool = Field(True, description="batch concurrent scoring (see docs/serving.md)")
     max_batch_size: int = Field(32, ge=1)
     torch_threads: int | None = Field(
         1, ge=1, description="torch threads per worker (None: torch's default, all cores)"
