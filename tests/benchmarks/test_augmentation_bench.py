@@ -106,3 +106,14 @@ def test_device_override_and_docs_sections(tmp_path):
     body = docs.read_text()
     assert "<!-- a:start -->\nnew \\1 text\n<!-- a:end -->\ntail" in body and "old" not in body
     assert body.rstrip().endswith("<!-- b:start -->\nother\n<!-- b:end -->")
+
+
+def test_generator_privacy_reports_every_epoch(data):
+    script = REPO / "benchmarks" / "generator_privacy.py"
+    cmd = [sys.executable, str(script), "--data", str(data), "--config", str(SMOKE)]
+    proc = subprocess.run([*cmd, "--epochs", "3"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert [r["epoch"] for r in out["by_epoch"]] == [1, 2, 3]
+    assert all(0 <= r["mia_auc"] <= 1 for r in out["by_epoch"])
+    assert out["nonmembers"] > 0 and out["generator"]["epochs"] == 3
