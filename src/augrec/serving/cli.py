@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from augrec.registry.cli import Home
 from augrec.serving.config import ServingConfig
 
 log = logging.getLogger("augrec")
@@ -56,15 +57,7 @@ def serve(
             envvar="AUGREC_FEATURE_ENV",
         ),
     ] = "local",
-    home: Annotated[
-        Path | None,
-        typer.Option(
-            "--home",
-            help="BentoML home holding the registry (default: $BENTOML_HOME, else ~/bentoml).",
-            envvar="BENTOML_HOME",
-            show_default=False,
-        ),
-    ] = None,
+    home: Home = None,
     batching: Annotated[
         bool,
         typer.Option(
