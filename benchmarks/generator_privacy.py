@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from augrec.augment.generator import ReverseGenerator
-from augrec.augment.outputs import MIA_SAMPLE
+from augrec.augment.outputs import attack_samples
 from augrec.augment.pipeline import AugmentConfig, member_mask
 from augrec.augment.report_stats import mia_auc
 from augrec.data.loaders import load_dataset
@@ -74,12 +73,7 @@ def main() -> None:
     split = leave_one_out(load_dataset(args.data))
     members = member_mask(len(split.train), aug.holdout_share, args.seed)
     member_train = [s for s, m in zip(split.train, members, strict=True) if m]
-    holdout = [s for s, m in zip(split.train, members, strict=True) if not m and len(s) >= 2]
-    # The same samples the report's attack draws (at most MIA_SAMPLE per side).
-    rng = np.random.default_rng(args.seed)
-    usable = [s for s in member_train if len(s) >= 2]
-    member_sample = [usable[i] for i in rng.permutation(len(usable))[:MIA_SAMPLE]]
-    holdout_sample = [holdout[i] for i in rng.permutation(len(holdout))[:MIA_SAMPLE]]
+    member_sample, holdout_sample = attack_samples(split, members, args.seed)
     gen = ReverseGenerator(split.n_items, SASRecConfig(**gen_params), seed=args.seed)
     attack = AttackEachEpoch(gen, member_sample, holdout_sample)
     t0 = time.perf_counter()

@@ -18,6 +18,20 @@ log = logging.getLogger(__name__)
 MIA_SAMPLE = 5000  # users per side for the membership-inference scores
 
 
+def attack_samples(
+    split: Split, members: np.ndarray, seed: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Member and held-out training histories the membership-inference attack scores.
+
+    At most MIA_SAMPLE per side, of at least 2 items (a likelihood needs a next item).
+    """
+    rng = np.random.default_rng(seed)
+    pick = lambda seqs: [seqs[i] for i in rng.permutation(len(seqs))[:MIA_SAMPLE]]  # noqa: E731
+    usable = [s for s, m in zip(split.train, members, strict=True) if m and len(s) >= 2]
+    held_out = [s for s, m in zip(split.train, members, strict=True) if not m and len(s) >= 2]
+    return pick(usable), pick(held_out)
+
+
 def build_report(split: Split, synth: SyntheticSet, info: dict[str, Any], seed: int) -> dict:
     """The synthetic-data report: fidelity, diversity and privacy against a holdout.
 
@@ -40,11 +54,9 @@ def build_report(split: Split, synth: SyntheticSet, info: dict[str, Any], seed: 
     member_scores = nonmember_scores = None
     gen = info.get("generator")
     if gen is not None and holdout:
-        rng = np.random.default_rng(seed)
-        pick = lambda seqs: [seqs[i] for i in rng.permutation(len(seqs))[:MIA_SAMPLE]]  # noqa: E731
-        usable = lambda seqs: [s for s in seqs if len(s) >= 2]  # noqa: E731
-        member_scores = gen.log_likelihood(pick(usable(member_train)))
-        nonmember_scores = gen.log_likelihood(pick(usable(holdout)))
+        member_sample, holdout_sample = attack_samples(split, members, seed)
+        member_scores = gen.log_likelihood(member_sample)
+        nonmember_scores = gen.log_likelihood(holdout_sample)
     return synthetic_report(
         member_train,
         synth.sequences(),
