@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from augrec.config import TrainConfig, load_train_config
-from augrec.training.run import train_and_evaluate, write_run
+from augrec.rundir import write_run
+from augrec.training.run import train_and_evaluate
 
 KEYS = ("ndcg@10", "hr@10", "ndcg@20", "hr@20", "mrr@10", "coverage@10", "tail_share@10")
 

@@ -79,7 +79,7 @@ def running(argv: list[str], env: dict[str, str], ready_url: str, name: str) -> 
 
 
 def service_process(args: argparse.Namespace, batching: bool) -> tuple[list, dict, str, str]:
-    from augrec.serving.cli import serve_command
+    from augrec.cli.serve import serve_command
     from augrec.serving.config import ServingConfig
     from augrec.serving.loading import describe
 

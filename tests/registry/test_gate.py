@@ -14,7 +14,7 @@ def by_name(verdict):
 
 
 def test_a_good_candidate_passes(runs, registry):
-    verdict = run_gate(runs["itemknn"], registry=registry)
+    verdict = run_gate(runs["itemknn"], champion=registry.champion())
     checks = by_name(verdict)
     assert verdict["passed"] and verdict["failed"] == []
     assert [c["name"] for c in verdict["checks"]] == [
@@ -39,7 +39,7 @@ def test_a_good_candidate_passes(runs, registry):
 def test_an_untrained_sasrec_is_rejected_and_gate_json_names_the_check(runs, registry, tmp_path):
     run = tmp_path / "candidate"
     shutil.copytree(runs["sasrec0"], run)
-    verdict = run_gate(run, registry=registry)
+    verdict = run_gate(run, champion=registry.champion())
     assert not verdict["passed"] and "floor" in verdict["failed"]
     write_gate(verdict, run)
     written = json.loads((run / "gate.json").read_text())
@@ -55,7 +55,7 @@ def test_regression_against_production_is_paired_and_significant(runs, registry)
     registry.promote(good.tag)
     # Floors off, so only the comparison with production can fail it.
     cfg = GateConfig(floor={"popularity_factor": 0.0})
-    verdict = run_gate(runs["sasrec0"], cfg, registry=registry)
+    verdict = run_gate(runs["sasrec0"], cfg, champion=registry.champion())
     check = by_name(verdict)["no_regression"]
     assert verdict["failed"] == ["no_regression"]
     details = check["details"]
@@ -68,7 +68,7 @@ def test_a_retrain_of_production_is_not_a_regression(runs, registry, tiny_data, 
     good, _ = registry.register(runs["itemknn"])
     registry.promote(good.tag)
     retrain = train_run(tiny_data, tmp_path / "again", "itemknn", {"neighbors": 50})
-    verdict = run_gate(retrain, registry=registry)
+    verdict = run_gate(retrain, champion=registry.champion())
     check = by_name(verdict)["no_regression"]
     assert verdict["passed"] and check["status"] == "pass"
     assert check["details"]["mean_diff"] == 0.0 and check["details"]["p"] == 1.0
@@ -84,7 +84,7 @@ def test_production_on_other_data_is_skipped_with_a_note(runs, registry, tmp_pat
     items.to_parquet(other / "items.parquet", index=False)
     prod, _ = registry.register(train_run(other, tmp_path / "prod", "itemknn", {"neighbors": 50}))
     registry.promote(prod.tag)
-    check = by_name(run_gate(runs["itemknn"], registry=registry))["no_regression"]
+    check = by_name(run_gate(runs["itemknn"], champion=registry.champion()))["no_regression"]
     assert check["status"] == "skip" and "trained on other data" in check["summary"]
 
 

@@ -65,7 +65,7 @@ def test_load_run_model_reproduces_the_test_ranking(runs, tiny_data):
     from augrec.data.splits import make_split
     from augrec.evaluation.evaluate import rank_users
     from augrec.evaluation.metrics import ndcg
-    from augrec.training.run import load_run_model
+    from augrec.rundir import load_model as load_run_model
 
     split = make_split(load_dataset(tiny_data), TrainConfig().split.kind)
     for name in ("itemknn", "sasrec0"):
@@ -74,3 +74,31 @@ def test_load_run_model_reproduces_the_test_ranking(runs, tiny_data):
         ranks = rank_users(model, split.test).ranks
         metrics = json.loads((runs[name] / "metrics.json").read_text())
         assert ndcg(ranks, 10) == metrics["test"]["ndcg@10"], name
+
+
+def test_the_reproduce_command_recreates_an_augmented_run_from_any_directory(
+    tiny_data, tmp_path, monkeypatch
+):
+    import shlex
+
+    from cli_helpers import run_cli
+
+    aug, run, again = tmp_path / "aug", tmp_path / "run", tmp_path / "again"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("model:\n  neighbors: 30\n  decay: 0.8\n")
+    assert run_cli("augment", "--data", str(tiny_data), "--method", "heuristic",
+                   "--out", str(aug), "--no-strict") == 0  # fmt: skip
+    assert run_cli("train", "--data", str(tiny_data), "--model", "itemknn", "--seed", "4",
+                   "--config", str(cfg), "--augment", str(aug), "--out", str(run)) == 0  # fmt: skip
+    manifest = json.loads((run / "manifest.json").read_text())
+    argv = shlex.split(manifest["command"]["reproduce"])
+    assert "--augment" in argv and argv[argv.index("--augment") + 1] == str(aug.resolve())
+    argv[argv.index("NEW_RUN_DIR")] = str(again)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # paths in the command resolve from any working directory
+    assert argv[0] == "augrec" and run_cli(*argv[1:]) == 0
+    first = json.loads((run / "metrics.json").read_text())
+    second = json.loads((again / "metrics.json").read_text())
+    assert second["augmentation"]["synthetic_interactions"] > 0
+    assert second["test"] == first["test"] and second["params"] == {"neighbors": 30, "decay": 0.8}

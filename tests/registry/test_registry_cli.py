@@ -57,7 +57,7 @@ def test_models_commands_end_to_end(runs, home, tmp_path, capsys):
         second,
         manifest["run_id"],
         manifest["data"]["fingerprint"],
-        manifest["command"]["reproduce"],
+        "NEW_RUN_DIR",  # the reproduce line (whole in the --json check below)
         "interactions.parquet",
         '"neighbors": 50',
         "integrity",

@@ -79,7 +79,7 @@ def test_serve_needs_a_model_and_says_so(tmp_path, monkeypatch, capsys):
 
 
 def test_serve_command_carries_the_config_to_bentoml(world, monkeypatch):
-    from augrec.serving.cli import serve_command
+    from augrec.cli.serve import serve_command
 
     monkeypatch.delenv("AUGREC_MODEL", raising=False)
     config = ServingConfig(model=world.tag, home=str(world.home), grpc_port=6000)

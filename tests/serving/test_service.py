@@ -120,7 +120,7 @@ def test_tritonclient_model_infer_gives_the_same_top_k(http, triton, users, worl
         assert scores[row].tolist() == pytest.approx([i["score"] for i in expected])
     # And against the model itself, outside the serving code: online history -> topk.
     from augrec.features.online import FeatureClient
-    from augrec.training.run import load_run_model
+    from augrec.rundir import load_model as load_run_model
 
     model, item_ids = load_run_model(world.run)
     codes = {int(orig): enc for enc, orig in enumerate(item_ids) if enc}

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from augrec.errors import ConfigError
 from augrec.io import write_json
+from augrec.rundir import FEATURES as CONTRACT_FILE
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-CONTRACT_FILE = "features.json"
 FORMAT = "augrec.features/1"
 
 

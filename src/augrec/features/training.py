@@ -23,6 +23,8 @@ from augrec.features import spec
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+    from augrec.data.splits import Split
+
 _EMPTY = np.zeros(0, dtype=np.int64)
 # The entity frame's time column. Not the sources' `event_timestamp`: with equal names the
 # file offline store renames and re-hashes the whole source once more per view.
@@ -208,3 +210,65 @@ def training_examples(frame: pd.DataFrame) -> pd.DataFrame:
             "target_item_id": frame[spec.ITEM_KEY].to_numpy(np.int64),
         }
     )
+
+
+def split_from_store(
+    split: Split, store: FeatureStore, service: str = spec.RECOMMENDER_SERVICE
+) -> Split:
+    """The split with its training sequences read from the offline store, point in time.
+
+    Asks the FeatureService for every user's history as of each of their training events
+    (Feast's point-in-time join), merges the windows into one sequence per user and keeps
+    its first `len(split.train[u])` items: a user's training events are a prefix of their log,
+    and the history row at the last one may also list later events of the same second.
+
+    The result must equal the sequences the split cut from the log: a store loaded from
+    other data (or a stale materialization) fails here, naming a user that differs, rather
+    than training a model on features serving will not have.
+    """
+    import dataclasses
+
+    lengths = np.array([len(s) for s in split.train], dtype=np.int64)
+    has = lengths > 0
+    events = pd.DataFrame(
+        {
+            spec.USER_KEY: np.repeat(split.user_ids[has], lengths[has]),
+            "timestamp": np.concatenate([split.train_times[u] for u in np.flatnonzero(has)])
+            if has.any()
+            else _EMPTY,
+        }
+    ).drop_duplicates()
+    seqs = training_sequences(training_frame(store, events, service))
+    by_user = dict(zip(seqs.user_ids.tolist(), seqs.encode(split.item_ids), strict=True))
+    train, differ = [], []
+    for uid, real in zip(split.user_ids.tolist(), split.train, strict=True):
+        got = by_user.get(uid, _EMPTY)[: len(real)]
+        if not np.array_equal(got, real):
+            differ.append(uid)
+        train.append(got)
+    if differ:
+        raise ConfigError(
+            f"feature store {store.repo_path}: service {service!r} holds other histories than "
+            f"the data for {len(differ)} of {len(train)} users (e.g. user {differ[0]}); "
+            "ingest and materialize this data before training from the store"
+        )
+    return dataclasses.replace(split, train=train)
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    """Where a training run reads its sequences: a Feast repo, its environment, a service."""
+
+    repo: str
+    env: str = "local"
+    service: str = spec.RECOMMENDER_SERVICE
+
+
+def read_split(split: Split, source: FeatureSource) -> tuple[Split, dict]:
+    """`split_from_store` on the source's store, plus the feature contract the run records."""
+    from augrec.features import contract
+    from augrec.features.store import open_store
+
+    store = open_store(source.repo, source.env)
+    out = split_from_store(split, store, source.service)
+    return out, contract.record(store, [source.service], store.config.project)

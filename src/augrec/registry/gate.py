@@ -41,22 +41,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from augrec import rundir
 from augrec.errors import AugrecError, RegistryError
-from augrec.io import write_json
-from augrec.registry.manifest import (
-    MANIFEST_FILE,
-    SYNTHETIC_REPORT,
-    file_sha256,
-    fingerprint_files,
-    now_iso,
-)
+from augrec.registry.manifest import SYNTHETIC_REPORT, file_sha256, fingerprint_files, now_iso
 
 if TYPE_CHECKING:
     from augrec.data.splits import Split
     from augrec.models.base import Recommender
-    from augrec.registry.store import Registry
+    from augrec.registry.store import ModelVersion
 
-GATE_FILE = "gate.json"
 FORMAT = "augrec.gate/1"
 K = 10  # the gate's metric is NDCG@10, the headline metric everywhere else
 REPRODUCE_TOLERANCE = 1e-6
@@ -156,7 +149,7 @@ def _read(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise RegistryError(
             f"--candidate: {path.parent} has no {path.name}"
-            + (" (train it again with `augrec train`)" if path.name == MANIFEST_FILE else "")
+            + (" (train it again with `augrec train`)" if path.name == rundir.MANIFEST else "")
         )
     return json.loads(path.read_text())
 
@@ -169,7 +162,6 @@ def check_data(ctx: _Context, data: str | Path | None) -> Check:
     from augrec.config import SplitConfig
     from augrec.data.loaders import load_dataset
     from augrec.data.splits import make_split
-    from augrec.training.run import load_run_model
 
     recorded = ctx.manifest["data"]
     path = Path(data) if data is not None else Path(recorded["path"])
@@ -198,7 +190,7 @@ def check_data(ctx: _Context, data: str | Path | None) -> Check:
     split_cfg = SplitConfig(**ctx.manifest["config"]["split"])
     split = make_split(ds, split_cfg.kind, split_cfg.test_cutoff, split_cfg.valid_cutoff)
     try:
-        model, item_ids = load_run_model(ctx.run_dir)
+        model, item_ids = rundir.load_model(ctx.run_dir)
     except Exception as exc:  # a corrupt or foreign model file: the gate reports, not crashes
         return Check("data", "fail", f"cannot load model.pt: {exc}", details)
     if not np.array_equal(item_ids, split.item_ids):
@@ -285,24 +277,37 @@ def paired_regression_test(diff: np.ndarray, max_drop: float) -> dict[str, float
     }
 
 
-def check_regression(ctx: _Context, registry: Registry | None) -> Check:
+@dataclass(frozen=True)
+class Champion:
+    """What the caller found behind the regression alias: a version, or why there is none.
+
+    The gate never opens a registry itself; the caller (CLI, pipeline step) resolves the
+    alias and hands over the version, so the gate and the store do not import each other.
+    """
+
+    tag: str | None = None
+    version: ModelVersion | None = None
+    error: str | None = None  # the alias points at a version that cannot be read
+
+
+def check_regression(ctx: _Context, champion: Champion | None) -> Check:
     """Paired per-user NDCG@10 against the aliased version, when trained on the same data."""
     from augrec.evaluation.evaluate import rank_users
     from augrec.evaluation.metrics import per_user_ndcg
 
     r = ctx.cfg.regression
     name = "no_regression"
-    if registry is None:
+    if champion is None:
         return Check(name, "skip", "no registry given")
-    tag = registry.aliases.get(r.against)
+    tag = champion.tag
     if tag is None:
         return Check(name, "skip", f"no {r.against!r} version yet: nothing to compare with")
     details: dict[str, Any] = {"against": r.against, "tag": tag}
-    try:
-        champion = registry.get(tag)
-    except RegistryError as exc:
-        return Check(name, "fail", f"{r.against!r} points at {tag}, which fails: {exc}", details)
-    m = champion.manifest
+    if champion.version is None:
+        return Check(
+            name, "fail", f"{r.against!r} points at {tag}, which fails: {champion.error}", details
+        )
+    m = champion.version.manifest
     if m.get("run_id") == ctx.manifest["run_id"]:
         return Check(name, "skip", f"the candidate is {tag} itself", details)
     if m.get("data", {}).get("fingerprint") != ctx.manifest["data"]["fingerprint"]:
@@ -323,7 +328,7 @@ def check_regression(ctx: _Context, registry: Registry | None) -> Check:
         )
     assert ctx.split is not None and ctx.ranks is not None
     try:
-        prod_model, prod_items = champion.load()
+        prod_model, prod_items = champion.version.load()
     except RegistryError as exc:
         return Check(name, "fail", str(exc), details)
     if not np.array_equal(prod_items, ctx.split.item_ids):
@@ -467,12 +472,10 @@ def check_serving(ctx: _Context) -> Check:
     """Load from the run directory and answer batches of users within the latency budget."""
     import torch
 
-    from augrec.training.run import load_run_model
-
     s = ctx.cfg.serving
     t0 = time.perf_counter()
     try:
-        model, item_ids = load_run_model(ctx.run_dir)
+        model, item_ids = rundir.load_model(ctx.run_dir)
     except Exception as exc:
         return Check("serving", "fail", f"cannot load the model: {exc}")
     load_s = time.perf_counter() - t0
@@ -519,7 +522,7 @@ def check_serving(ctx: _Context) -> Check:
 def run_gate(
     candidate: str | Path,
     cfg: GateConfig | None = None,
-    registry: Registry | None = None,
+    champion: Champion | None = None,
     data: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run every check on a candidate run directory; returns the `gate.json` document.
@@ -527,17 +530,18 @@ def run_gate(
     Args:
         candidate: The run directory (`augrec train --out`).
         cfg: Thresholds (defaults: `GateConfig()`).
-        registry: Where the aliased production version lives (None skips the comparison).
+        champion: The version `cfg.regression.against` points at (see `Champion`; None
+            skips the comparison).
         data: The training data, when it is no longer at the path the manifest records.
     """
     cfg = cfg or GateConfig()
     run_dir = Path(candidate)
     t0 = time.perf_counter()
-    manifest = _read(run_dir / MANIFEST_FILE)
-    ctx = _Context(run_dir, manifest, _read(run_dir / "metrics.json"), cfg)
+    manifest = _read(run_dir / rundir.MANIFEST)
+    ctx = _Context(run_dir, manifest, _read(run_dir / rundir.METRICS), cfg)
     checks = [check_data(ctx, data)]
     if ctx.split is not None:
-        checks += [check_reproduces(ctx), check_floor(ctx), check_regression(ctx, registry)]
+        checks += [check_reproduces(ctx), check_floor(ctx), check_regression(ctx, champion)]
     else:
         why = "needs the training data (see the data check)"
         checks += [Check(n, "fail", why) for n in ("reproduces", "floor", "no_regression")]
@@ -553,7 +557,7 @@ def run_gate(
             "model": manifest["model"]["name"],
             "dataset": manifest["dataset"],
             "data_fingerprint": manifest["data"]["fingerprint"],
-            "model_sha256": file_sha256(run_dir / "model.pt"),
+            "model_sha256": file_sha256(run_dir / rundir.MODEL),
         },
         "checks": [asdict(c) for c in checks],
         "config": cfg.model_dump(),
@@ -564,9 +568,7 @@ def run_gate(
 
 def write_gate(verdict: dict[str, Any], run_dir: str | Path) -> Path:
     """Write `gate.json` into the run directory (atomically)."""
-    path = Path(run_dir) / GATE_FILE
-    write_json(path, _json_safe(verdict))
-    return path
+    return rundir.write_gate(_json_safe(verdict), run_dir)
 
 
 def _json_safe(obj: Any) -> Any:

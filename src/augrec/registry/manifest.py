@@ -1,6 +1,6 @@
 """The run manifest: what a training run read, how it ran, and how to run it again.
 
-`write_run` writes `manifest.json` into the run directory in the same atomic step as the
+`rundir.write_run` writes `manifest.json` into the run directory in the same atomic step as the
 metrics and the model, so a run directory never holds a model without its lineage. The
 registry copies it into every registered version, and the gate reads it to decide whether two
 models were trained on the same data.
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "augrec.manifest/1"
-MANIFEST_FILE = "manifest.json"
 # Distributions whose versions change results or loading; read from installed metadata,
 # never imported (importing ray, bentoml or feast costs seconds).
 LIBRARIES = (
@@ -161,11 +160,22 @@ def augmentation_summary(augmentation: dict[str, Any] | None) -> dict[str, Any] 
 
 
 def reproduce_command(
-    data_path: str, model: str, seed: int, trainer: dict[str, Any] | None = None
+    data_path: str,
+    model: str,
+    seed: int,
+    trainer: dict[str, Any] | None = None,
+    config_path: str | os.PathLike[str] = "config.json",
+    augment_path: str | os.PathLike[str] | None = None,
 ) -> str:
-    """The `augrec train` line that reruns this run; `config.json` is the one beside it."""
+    """The `augrec train` line that reruns this run, with absolute paths (runs from anywhere).
+
+    `config_path` is the run's own `config.json`; `augment_path` the synthetic set it was
+    trained with, if any (without it, "reproduce" would train something else).
+    """
     args = ["augrec", "train", "--data", data_path, "--model", model, "--seed", str(seed)]
-    args += ["--config", "config.json", "--out", "NEW_RUN_DIR"]
+    args += ["--config", str(config_path), "--out", "NEW_RUN_DIR"]
+    if augment_path is not None:
+        args += ["--augment", str(augment_path)]
     if trainer and trainer.get("num_workers"):
         args += ["--num-workers", str(trainer["num_workers"])]
         if trainer.get("use_gpu"):
@@ -190,6 +200,7 @@ def build_manifest(
     feature_contract: dict[str, Any] | None = None,
     augmentation: dict[str, Any] | None = None,
     argv: Sequence[str] | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """The `manifest.json` document of one run.
 
@@ -210,9 +221,15 @@ def build_manifest(
         augmentation: What training recorded about augmentation (method, synthetic set
             path, ...), or None; see `augmentation_summary`.
         argv: The command line that ran (default: this process's).
+        run_dir: Where the run is written; its `config.json` is the reproduce command's.
     """
+    from augrec import rundir
+
     trainer = trainer or {"kind": "in-process"}
     data_path = str(data_source.get("path", ""))
+    config_path = Path(run_dir).resolve() / rundir.CONFIG if run_dir else rundir.CONFIG
+    aug_path = (augmentation or {}).get("path")
+    augment_path = Path(aug_path).resolve() if aug_path else None
     return {
         "format": FORMAT,
         "run_id": uuid.uuid4().hex,
@@ -227,7 +244,9 @@ def build_manifest(
         "trainer": trainer,
         "command": {
             "argv": list(sys.argv if argv is None else argv),
-            "reproduce": reproduce_command(data_path, model, seed, trainer),
+            "reproduce": reproduce_command(
+                data_path, model, seed, trainer, config_path, augment_path
+            ),
         },
         "code": code_version(),
         "features": features_summary(feature_contract),

@@ -9,7 +9,7 @@ Layout under the BentoML home (`$BENTOML_HOME`, default `~/bentoml`), so a Bento
     augrec/aliases.json (+ .lock)                production/staging/... with history
     augrec/register.lock                         serialises registrations
 
-A version is the run directory's files, copied; `load_run_model(version.path)` rebuilds the
+A version is the run directory's files, copied; `rundir.load_model(version.path)` rebuilds the
 model exactly as from the run directory. The sha256 of every file is recorded in the
 version's metadata at registration and checked before a version is loaded, promoted or
 exported, so a partially copied or edited version is refused rather than served.
@@ -18,7 +18,6 @@ BentoML is imported lazily: it costs about a second.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -28,12 +27,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from augrec import rundir
 from augrec.errors import RegistryError
 from augrec.io import file_lock
 from augrec.registry.aliases import AliasBook
-from augrec.registry.gate import GATE_FILE
+from augrec.registry.gate import Champion
 from augrec.registry.manifest import FORMAT as MANIFEST_FORMAT
-from augrec.registry.manifest import MANIFEST_FILE, file_sha256
+from augrec.registry.manifest import file_sha256
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     from augrec.models.base import Recommender
 
 NAME_PREFIX = "augrec"
-REQUIRED_FILES = (MANIFEST_FILE, "metrics.json", "model.pt", "config.json")
-OPTIONAL_FILES = (GATE_FILE, "features.json")
 MANAGED_BY = ("managed-by", "augrec")  # the label that marks our models in a shared store
 HEADLINE = ("ndcg@10", "hr@10", "mrr@10", "ndcg@20", "hr@20", "coverage@10", "tail_share@10")
 
@@ -69,10 +67,6 @@ def _no_none(obj: Any) -> Any:
     return obj
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered version: its tag, where its files are, and what BentoML recorded."""
@@ -96,22 +90,22 @@ class ModelVersion:
     @cached_property
     def manifest(self) -> dict[str, Any]:
         """The run manifest (lineage)."""
-        return _read_json(self.path / MANIFEST_FILE) or {}
+        return rundir.read_json(self.path, rundir.MANIFEST) or {}
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
         """The run's metrics.json."""
-        return _read_json(self.path / "metrics.json") or {}
+        return rundir.read_json(self.path, rundir.METRICS) or {}
 
     @cached_property
     def gate(self) -> dict[str, Any] | None:
         """The gate verdict the run carried when registered, if any."""
-        return _read_json(self.path / GATE_FILE)
+        return rundir.read_json(self.path, rundir.GATE)
 
     @cached_property
     def features(self) -> dict[str, Any] | None:
         """The Feast feature contract (features.json), if the run recorded one."""
-        return _read_json(self.path / "features.json")
+        return rundir.read_json(self.path, rundir.FEATURES)
 
     def verify(self) -> list[str]:
         """Integrity problems: files missing or changed since registration (empty = intact)."""
@@ -127,12 +121,10 @@ class ModelVersion:
         return problems
 
     def load(self, device: str | None = None) -> tuple[Recommender, np.ndarray]:
-        """Check integrity, then rebuild the model and its item ids (see `load_run_model`)."""
+        """Check integrity, then rebuild the model and its item ids (see `rundir.load_model`)."""
         if problems := self.verify():
             raise RegistryError(f"{self.tag} failed its integrity check: " + "; ".join(problems))
-        from augrec.training.run import load_run_model
-
-        return load_run_model(self.path, device=device)
+        return rundir.load_model(self.path, device=device)
 
 
 class Registry:
@@ -221,6 +213,16 @@ class Registry:
             raise RegistryError(f"{model.tag} is a BentoML model, but not one augrec registered")
         return self._version(model)
 
+    def champion(self, alias: str = "production") -> Champion:
+        """What `alias` points at, for the gate's regression check (see `gate.Champion`)."""
+        tag = self.aliases.get(alias)
+        if tag is None:
+            return Champion()
+        try:
+            return Champion(tag, self.get(tag))
+        except RegistryError as exc:
+            return Champion(tag, error=str(exc))
+
     def aliases_of(self, tag: str) -> list[str]:
         """Aliases that point at `tag`."""
         return sorted(a for a, t in self.aliases.current().items() if t == tag)
@@ -242,22 +244,22 @@ class Registry:
         import bentoml
 
         run = Path(run_dir).resolve()
-        missing = [f for f in REQUIRED_FILES if not (run / f).exists()]
+        missing = rundir.missing_files(run)
         if missing:
             msg = f"{run_dir}: not a complete run directory (missing {', '.join(missing)})"
-            if MANIFEST_FILE in missing:
+            if rundir.MANIFEST in missing:
                 msg += "; runs from before manifests existed must be trained again"
             raise RegistryError(msg)
-        manifest = json.loads((run / MANIFEST_FILE).read_text())
+        manifest = rundir.read_json(run, rundir.MANIFEST) or {}
         if manifest.get("format") != MANIFEST_FORMAT:
-            raise RegistryError(f"{run / MANIFEST_FILE}: not a run manifest ({MANIFEST_FORMAT})")
-        metrics = json.loads((run / "metrics.json").read_text())
-        files = [f for f in (*REQUIRED_FILES, *OPTIONAL_FILES) if (run / f).exists()]
+            raise RegistryError(f"{run / rundir.MANIFEST}: not a run manifest ({MANIFEST_FORMAT})")
+        metrics = rundir.read_metrics(run)
+        files = rundir.present_files(run)
         digests = {f: file_sha256(run / f) for f in files}
-        gate = _read_json(run / GATE_FILE)
+        gate = rundir.read_json(run, rundir.GATE)
         gate_status = "none" if gate is None else "passed" if gate.get("passed") else "failed"
         if require_gate:
-            check_gate_for_run(gate, manifest, digests["model.pt"], run)
+            check_gate_for_run(gate, manifest, digests[rundir.MODEL], run)
         name = model_name(manifest["dataset"], manifest["model"]["name"])
         labels = {
             MANAGED_BY[0]: MANAGED_BY[1],
@@ -376,14 +378,14 @@ def check_gate_for_run(
     """Raise unless `gate` is a passing verdict for exactly this run's model file."""
     if gate is None:
         raise RegistryError(
-            f"--require-gate: {run} has no {GATE_FILE}; run `augrec gate --candidate {run}`"
+            f"--require-gate: {run} has no {rundir.GATE}; run `augrec gate --candidate {run}`"
         )
     candidate = gate.get("candidate", {})
     if candidate.get("model_sha256") != model_sha256 or candidate.get("run_id") != manifest.get(
         "run_id"
     ):
         raise RegistryError(
-            f"--require-gate: {run / GATE_FILE} was written for a different model file; "
+            f"--require-gate: {run / rundir.GATE} was written for a different model file; "
             "run the gate again"
         )
     if not gate.get("passed"):

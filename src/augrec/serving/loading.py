@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from augrec import rundir
 from augrec.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def describe(ref: str | None, home: str | Path | None = None) -> tuple[str, Path
     """Resolve `ref` to (version, path) without loading the model (a fast check for the CLI)."""
     if ref and Path(ref).is_dir():
         path = Path(ref).resolve()
-        if not (path / "model.pt").exists():
+        if not rundir.is_run(path):
             raise ConfigError(f"--model: {ref} is a directory without model.pt (not a run?)")
         return f"run:{path.name}", path
     from augrec.registry.store import Registry
@@ -64,15 +64,12 @@ def load(ref: str | None, home: str | Path | None = None) -> LoadedModel:
 
     A registered version is integrity-checked before it is loaded (see `ModelVersion.load`).
     """
-    from augrec.training.run import load_run_model
-
     version, path = describe(ref, home)
     if version.startswith("run:"):
-        model, item_ids = load_run_model(path, device="cpu")
+        model, item_ids = rundir.load_model(path, device="cpu")
     else:
         from augrec.registry.store import Registry
 
         model, item_ids = Registry(home).get(version).load(device="cpu")
-    contract_file = path / "features.json"
-    contract = json.loads(contract_file.read_text()) if contract_file.exists() else None
+    contract = rundir.read_json(path, rundir.FEATURES)
     return LoadedModel(model, item_ids, version, path, contract)

@@ -1,9 +1,6 @@
-"""`augrec train`: fit on train, select on validation, evaluate once on test, write a run dir.
+"""`augrec train`: fit on train, select on validation, evaluate once on test.
 
-A run directory holds `metrics.json`, `recommendations.parquet`, `model.pt`, `config.json`
-and `manifest.json` (lineage: data fingerprint, split, configs, seed, code and library
-versions, timings). `load_run_model` rebuilds the model from it (or from a registered
-version, which holds the same files).
+Produces a `RunResult`; `augrec.rundir` writes it as a run directory and loads it back.
 """
 
 from __future__ import annotations
@@ -12,12 +9,10 @@ import dataclasses
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from augrec.config import TrainConfig
@@ -26,23 +21,21 @@ from augrec.data.splits import Split, make_split
 from augrec.errors import ConfigError
 from augrec.evaluation.evaluate import (
     EvalResult,
-    buckets,
     rank_users,
     summarize,
     validation_ndcg,
 )
 from augrec.evaluation.metrics import ndcg
-from augrec.io import atomic_dir, write_json
 from augrec.models import build_model, model_class
 from augrec.models.base import Recommender, Reporter
-from augrec.registry.manifest import MANIFEST_FILE, build_manifest, fingerprint_files, now_iso
+from augrec.registry.manifest import fingerprint_files, now_iso
+from augrec.rundir import SELECT_METRIC, RunResult
 
 if TYPE_CHECKING:
+    from augrec.features.training import FeatureSource
     from augrec.training.ray_train import RayConfig
 
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.pt"
-SELECT_METRIC = "ndcg@10"  # what selection compares; never computed on test
 
 
 def seed_everything(seed: int) -> None:
@@ -50,68 +43,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-@dataclass
-class RunResult:
-    """What a training run produced, before anything is written."""
-
-    dataset: str
-    model_name: str
-    split: Split
-    model: Recommender
-    params: dict[str, Any]
-    candidates: list[dict[str, Any]]
-    valid: EvalResult
-    test: EvalResult
-    seconds: dict[str, float] = field(default_factory=dict)
-    # Lineage for manifest.json: the input's path, format and content fingerprint, when the
-    # run started, how it trained, and (when used) the Feast contract and augmentation.
-    data_source: dict[str, Any] = field(default_factory=dict)
-    started_at: str | None = None
-    trainer: dict[str, Any] = field(default_factory=lambda: {"kind": "in-process"})
-    feature_contract: dict[str, Any] | None = None
-    augmentation: dict[str, Any] | None = None
-    refit: dict[str, Any] | None = None
-
-    def metrics(self) -> dict[str, Any]:
-        """The `metrics.json` document."""
-        return {
-            "dataset": self.dataset,
-            "model": self.model_name,
-            "protocol": f"{self.split.protocol}-full",
-            "seed": self.model.seed,
-            "params": self.params,
-            "test": summarize(self.test, self.split),
-            "valid": summarize(self.valid, self.split),
-            "buckets": buckets(self.test, self.split, self.split.test),
-            "selection": {"metric": f"valid {SELECT_METRIC}", "candidates": self.candidates},
-            "augmentation": self.augmentation,
-            "refit": self.refit,
-            "data": {
-                "users": len(self.split.user_ids),
-                "items": self.split.n_items,
-                "train_interactions": self.split.n_train_interactions,
-                "valid_users": len(self.split.valid),
-                "test_users": len(self.split.test),
-            },
-            "seconds": self.seconds,
-        }
-
-    def recommendations(self) -> pd.DataFrame:
-        """Top-20 per test user in original ids, seen items already excluded."""
-        users = self.split.user_ids[self.split.test.users]
-        n, k = self.test.topk_items.shape
-        df = pd.DataFrame(
-            {
-                "user_id": np.repeat(users, k),
-                "rank": np.tile(np.arange(1, k + 1), n),
-                "item_id": self.split.item_ids[self.test.topk_items.ravel()],
-                "score": self.test.topk_scores.ravel(),
-            }
-        )
-        # Fewer than k unseen items leaves masked slots; they are not recommendations.
-        return df[np.isfinite(df["score"])].reset_index(drop=True)
 
 
 def train_and_evaluate(
@@ -123,8 +54,13 @@ def train_and_evaluate(
     progress: Any = None,
     ray_cfg: RayConfig | None = None,
     augment: str | Path | None = None,
+    features: FeatureSource | None = None,
 ) -> RunResult:
-    """Load, split, fit each candidate config, keep the best on validation, test it once."""
+    """Load, split, fit each candidate config, keep the best on validation, test it once.
+
+    With `features`, the training sequences are read from that Feast store point in time
+    (and must equal the log's), and the run records the store's feature contract.
+    """
     cls = model_class(model_name)  # fail on a bad name before loading data
     started_at = now_iso()
     t0 = time.perf_counter()
@@ -135,6 +71,12 @@ def train_and_evaluate(
         **fingerprint_files(ds.files),
     }
     split = make_split(ds, config.split.kind, config.split.test_cutoff, config.split.valid_cutoff)
+    feature_contract = None
+    if features is not None:
+        from augrec.features.training import read_split
+
+        split, feature_contract = read_split(split, features)
+        log.info("training sequences read from Feast %s (%s)", features.repo, features.service)
     fit_split, augmentation = split, None
     if augment is not None:
         from augrec.augment.synthetic_set import augmented_split, load
@@ -253,35 +195,9 @@ def train_and_evaluate(
         augmentation=augmentation,
         refit=refit_info,
         data_source=data_source,
+        feature_contract=feature_contract,
         started_at=started_at,
         trainer=trainer,
-    )
-
-
-def run_manifest(result: RunResult, config: TrainConfig) -> dict[str, Any]:
-    """The `manifest.json` document of a run (see `augrec.registry.manifest`)."""
-    split = result.split
-    return build_manifest(
-        dataset=result.dataset,
-        data_source=result.data_source,
-        protocol=split.protocol,
-        split_config=config.split.model_dump(),
-        split_sizes={
-            "users": len(split.user_ids),
-            "items": split.n_items,
-            "train_interactions": split.n_train_interactions,
-            "valid_users": len(split.valid),
-            "test_users": len(split.test),
-        },
-        model=result.model_name,
-        params=result.params,
-        seed=result.model.seed,
-        config=config.model_dump(),
-        seconds=result.seconds,
-        started_at=result.started_at,
-        trainer=result.trainer,
-        feature_contract=result.feature_contract,
-        augmentation=result.augmentation,
     )
 
 
@@ -300,59 +216,3 @@ def _refit(
     model = build_model(model_name, {**params, "epochs": epochs}, seed=seed)
     model.fit(dataclasses.replace(fit_split, train=train))
     return model
-
-
-def write_run(result: RunResult, out: str | Path, config: TrainConfig, overwrite: bool) -> Path:
-    """Write metrics, recommendations, the model, its config and the manifest, atomically."""
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        write_json(tmp / "metrics.json", result.metrics())
-        result.recommendations().to_parquet(tmp / "recommendations.parquet", index=False)
-        torch.save(
-            {
-                "model": result.model_name,
-                "params": result.params,
-                "seed": result.model.seed,
-                "state": result.model.state_dict(),
-                "item_ids": torch.from_numpy(result.split.item_ids),
-            },
-            tmp / MODEL_FILE,
-        )
-        write_json(tmp / "config.json", config.model_dump())
-        if result.feature_contract is not None:
-            from augrec.features import contract
-
-            contract.write(result.feature_contract, tmp / contract.CONTRACT_FILE)
-        write_json(tmp / MANIFEST_FILE, run_manifest(result, config))
-    return Path(out)
-
-
-def load_run_model(
-    run_dir: str | Path, device: str | None = None
-) -> tuple[Recommender, np.ndarray]:
-    """Rebuild the trained model of a run directory (or registered version).
-
-    Args:
-        run_dir: Directory holding `model.pt` as `write_run` wrote it.
-        device: Override the model's `device` setting (e.g. load a GPU-trained SASRec on
-            a CPU box); ignored by models without one.
-
-    Returns:
-        The model, ready to `score`/`topk`, and `item_ids` [n_items + 1] mapping encoded ids
-        back to the data's own item ids (index 0 is padding).
-    """
-    path = Path(run_dir) / MODEL_FILE
-    if not path.exists():
-        raise ConfigError(f"{run_dir}: no {MODEL_FILE} (not a run directory?)")
-    # weights_only: the payload is tensors, numbers, strings and dicts, so nothing in a
-    # model file pulled from a registry or object store can run code on load.
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    params = dict(payload["params"])
-    cls = model_class(payload["model"])
-    if "device" in cls.Config.model_fields:
-        if device is not None:
-            params["device"] = device
-        elif str(params.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
-            params["device"] = "cpu"
-    model = build_model(payload["model"], params, seed=int(payload["seed"]))
-    model.load_state_dict(payload["state"])
-    return model, payload["item_ids"].numpy()

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from augrec.registry.cli import Home
+from augrec.cli.common import Home
 from augrec.serving.config import ServingConfig
 
 log = logging.getLogger("augrec")

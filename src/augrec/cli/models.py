@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from augrec.cli.common import Home, console
+
 if TYPE_CHECKING:
     from augrec.registry.store import ModelVersion, Registry
 
@@ -23,15 +25,6 @@ models_app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-Home = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        help="BentoML home holding the registry (default: $BENTOML_HOME, else ~/bentoml).",
-        envvar="BENTOML_HOME",
-        show_default=False,
-    ),
-]
 Alias = Annotated[str, typer.Option("--alias", help="Alias to move, e.g. production or staging.")]
 Note = Annotated[str, typer.Option("--note", help="Why; kept in the alias history.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
@@ -49,12 +42,6 @@ def _registry(home: Path | None) -> Registry:
     from augrec.registry.store import Registry
 
     return Registry(home)
-
-
-def _console():
-    from augrec.cli import _console as console
-
-    return console()
 
 
 def _fmt(value: Any) -> str:
@@ -104,7 +91,7 @@ def list_models(home: Home = None, as_json: AsJson = False) -> None:
             v.labels.get("gate", "-"),
             ", ".join(sorted(a for a, t in aliases.items() if t == v.tag)),
         )
-    _console().print(table)
+    console().print(table)
     if not versions:
         typer.echo("no versions yet: augrec models register RUN_DIR")
 
@@ -144,7 +131,7 @@ def show(ref: Ref, home: Home = None, as_json: AsJson = False) -> None:
     if as_json:
         typer.echo(json.dumps(doc, indent=2, default=str))
         return
-    console = _console()
+    out = console()
     head = Table(title=v.tag, show_header=False)
     m = v.manifest
     data = m.get("data", {})
@@ -184,7 +171,7 @@ def show(ref: Ref, home: Home = None, as_json: AsJson = False) -> None:
     ]
     for key, value in rows:
         head.add_row(key, _fmt(value))
-    console.print(head)
+    out.print(head)
     metrics = Table(title="metrics")
     metrics.add_column("split")
     keys = ("ndcg@10", "hr@10", "mrr@10", "ndcg@20", "hr@20", "coverage@10")
@@ -194,7 +181,7 @@ def show(ref: Ref, home: Home = None, as_json: AsJson = False) -> None:
         vals = doc["metrics"][split]
         if vals:
             metrics.add_row(split, *(_fmt(vals.get(k)) for k in keys))
-    console.print(metrics)
+    out.print(metrics)
     if v.gate:
         print_verdict(v.gate, title=f"gate when registered: {_verdict_word(v.gate)}")
     else:
@@ -290,7 +277,7 @@ def aliases(home: Home = None, as_json: AsJson = False) -> None:
                 e.get("user", "-"),
                 e.get("note", ""),
             )
-    _console().print(table)
+    console().print(table)
 
 
 @models_app.command("export")
@@ -355,7 +342,7 @@ def print_verdict(verdict: dict[str, Any], title: str | None = None) -> None:
     table.add_column("numbers")
     for c in verdict["checks"]:
         table.add_row(c["name"], f"[{styles[c['status']]}]{c['status']}[/]", c["summary"])
-    _console().print(table)
+    console().print(table)
 
 
 def gate(
@@ -403,7 +390,8 @@ def gate(
         from augrec.registry.aliases import check_alias
 
         cfg.regression.against = check_alias(against)
-    verdict = run_gate(candidate, cfg, registry=_registry(home), data=data)
+    champion = _registry(home).champion(cfg.regression.against)
+    verdict = run_gate(candidate, cfg, champion=champion, data=data)
     print_verdict(verdict)
     if write:
         typer.echo(f"wrote {write_gate(verdict, candidate)}")

@@ -1,0 +1,3 @@
+from augrec.cli.main import main
+
+main()
