@@ -3,6 +3,15 @@
 Importing this package does not import `kubernetes`; the launcher loads it when it runs.
 """
 
+from augrec.k8s.launcher import (
+    RayJobCancelled,
+    RayJobError,
+    RayJobExists,
+    RayJobFailed,
+    RayJobResult,
+    RayJobTimeout,
+    run_rayjob,
+)
 from augrec.k8s.rayjob import (
     HeadConfig,
     RayJobConfig,
@@ -14,9 +23,16 @@ from augrec.k8s.rayjob import (
 
 __all__ = [
     "HeadConfig",
+    "RayJobCancelled",
     "RayJobConfig",
+    "RayJobError",
+    "RayJobExists",
+    "RayJobFailed",
+    "RayJobResult",
+    "RayJobTimeout",
     "Toleration",
     "WorkerConfig",
     "render_rayjob",
+    "run_rayjob",
     "unique_name",
 ]
