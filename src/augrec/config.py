@@ -79,3 +79,47 @@ def load_train_config(path: str | Path | None) -> TrainConfig:
     if path is None:
         return TrainConfig()
     return load_yaml_config(path, TrainConfig)
+
+
+# The best SASRec settings measured (docs/benchmarks.md, SASRec on Amazon Beauty; the same
+# as benchmarks/configs/sasrec-beauty.yaml, which a test keeps equal): what `augrec run`
+# trains when no --config is given.
+BEST_TRAIN = {"model": {"hidden": 128, "eval_every": 1, "patience": 5}, "refit": True}
+
+
+class RunConfig(TrainConfig):
+    """`augrec run --config`: the training sections, plus `augment:` and `gate:`.
+
+    `augment:` holds `AugmentConfig` values (used when --augment is not none) and `gate:`
+    `GateConfig` values; both are checked before the pipeline starts.
+    """
+
+    augment: dict[str, Any] = Field(default_factory=dict)
+    gate: dict[str, Any] = Field(default_factory=dict)
+
+    def train_section(self) -> dict[str, Any]:
+        """What the training step takes (`TrainConfig` values)."""
+        return self.model_dump(exclude={"augment", "gate"})
+
+    def augment_section(self) -> dict[str, Any]:
+        """What the augmentation step takes: the split and the `AugmentConfig` values."""
+        return {"split": self.split.model_dump(), "augment": self.augment}
+
+
+def load_run_config(path: str | Path | None) -> RunConfig:
+    """`augrec run`'s config: the file, or the best measured training settings when None.
+
+    A file replaces the defaults whole (no merging): what it says is what runs.
+    """
+    cfg = RunConfig(**BEST_TRAIN) if path is None else load_yaml_config(path, RunConfig)
+    from augrec.augment.pipeline import AugmentConfig
+    from augrec.registry.gate import GateConfig
+
+    for name, cls in (("augment", AugmentConfig), ("gate", GateConfig)):
+        try:
+            cls(**getattr(cfg, name))
+        except ValidationError as exc:
+            raise ConfigError(
+                _format_validation_error(exc, f"{path or 'defaults'} ({name}:)")
+            ) from exc
+    return cfg

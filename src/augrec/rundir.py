@@ -71,6 +71,7 @@ class RunResult:
     feature_contract: dict[str, Any] | None = None
     augmentation: dict[str, Any] | None = None
     refit: dict[str, Any] | None = None
+    history: list[dict[str, Any]] | None = None  # per-epoch curve of the selected fit
 
     def metrics(self) -> dict[str, Any]:
         """The `metrics.json` document."""
@@ -88,6 +89,7 @@ class RunResult:
             "selection": {"metric": f"valid {SELECT_METRIC}", "candidates": self.candidates},
             "augmentation": self.augmentation,
             "refit": self.refit,
+            "history": self.history,
             "data": {
                 "users": len(self.split.user_ids),
                 "items": self.split.n_items,

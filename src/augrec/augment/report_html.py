@@ -27,7 +27,7 @@ _LABELS = {
     "synthetic_at_holdout_size": "synthetic at holdout size",
 }
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { margin-bottom: 0.2em; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.92em; }
@@ -43,7 +43,8 @@ td.desc { text-align: left; color: #555; max-width: 32em; }
 """
 
 
-def _fmt(v: Any) -> str:
+def fmt(v: Any) -> str:
+    """A number or value as a table cell shows it (HTML-escaped)."""
     if v is None:
         return "—"
     if isinstance(v, bool):
@@ -55,7 +56,8 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def _png(fig: Any) -> str:
+def png(fig: Any) -> str:
+    """A matplotlib figure as an inline `<img>` (base64 PNG)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     data = base64.b64encode(buf.getvalue()).decode("ascii")
@@ -74,7 +76,7 @@ def _figures(plots: dict[str, Any], dcr_note: str) -> list[str]:
             ax.loglog(curve["rank"], curve["share"], label=_LABELS[name], color=_COLORS[name])
     ax.set(xlabel="item rank", ylabel="share of interactions", title="Item popularity by rank")
     ax.legend()
-    out.append(_png(fig))
+    out.append(png(fig))
 
     for key, title, xlabel, ylabel, log in (
         (
@@ -102,7 +104,7 @@ def _figures(plots: dict[str, Any], dcr_note: str) -> list[str]:
             ax.set_xscale("log")
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
         ax.legend()
-        out.append(_png(fig))
+        out.append(png(fig))
 
     mix = plots.get("category_mix")
     if mix:
@@ -116,7 +118,7 @@ def _figures(plots: dict[str, Any], dcr_note: str) -> list[str]:
         ax.set_xticks(x + 0.4 - width / 2, mix["groups"], rotation=45, ha="right")
         ax.set(ylabel="share of interactions", title="Category mix (top groups by real share)")
         ax.legend()
-        out.append(_png(fig))
+        out.append(png(fig))
     return out
 
 
@@ -127,11 +129,11 @@ def _gate_table(report: dict[str, Any]) -> str:
             g["passed"], ("not run", "skip")
         )
         note = g.get("reason") or (
-            f"holdout baseline {_fmt(g['baseline'])}" if "baseline" in g else ""
+            f"holdout baseline {fmt(g['baseline'])}" if "baseline" in g else ""
         )
         rows.append(
-            f'<tr class="{cls}"><td class="text">{html.escape(name)}</td><td>{_fmt(g["value"])}'
-            f"</td><td>{_fmt(g['threshold'])}</td><td class='text'>{status}</td>"
+            f'<tr class="{cls}"><td class="text">{html.escape(name)}</td><td>{fmt(g["value"])}'
+            f"</td><td>{fmt(g['threshold'])}</td><td class='text'>{status}</td>"
             f'<td class="desc">{html.escape(note)}</td></tr>'
         )
     return (
@@ -147,7 +149,7 @@ def _side_by_side(section: dict[str, Any], prefix: str, descriptions: dict[str, 
     head = "".join(f"<th>{_LABELS.get(s, s)}</th>" for s in sides)
     rows = []
     for name, values in metrics.items():
-        cells = "".join(f"<td>{_fmt(values.get(s))}</td>" for s in sides)
+        cells = "".join(f"<td>{fmt(values.get(s))}</td>" for s in sides)
         desc = html.escape(descriptions.get(f"{prefix}.{name}", ""))
         rows.append(f'<tr><td class="text">{name}</td>{cells}<td class="desc">{desc}</td></tr>')
     return (
@@ -173,7 +175,7 @@ def _flat_table(section: dict[str, Any] | None, prefix: str, descriptions: dict[
         base = name.removeprefix("synthetic_").removeprefix("holdout_")
         desc = descriptions.get(f"{prefix}.{name}") or descriptions.get(f"{prefix}.{base}", "")
         rows.append(
-            f'<tr><td class="text">{name}</td><td>{_fmt(v)}</td>'
+            f'<tr><td class="text">{name}</td><td>{fmt(v)}</td>'
             f'<td class="desc">{html.escape(desc)}</td></tr>'
         )
     return (
@@ -198,14 +200,14 @@ def render_html(report: dict[str, Any]) -> str:
         else '<span class="verdict fail">privacy gates: not all passed</span>'
     )
     counts = "".join(
-        f"<tr><td class='text'>{_LABELS.get(k, k)}</td><td>{_fmt(v['sequences'])}</td>"
-        f"<td>{_fmt(v['interactions'])}</td></tr>"
+        f"<tr><td class='text'>{_LABELS.get(k, k)}</td><td>{fmt(v['sequences'])}</td>"
+        f"<td>{fmt(v['interactions'])}</td></tr>"
         for k, v in report["counts"].items()
     )
     privacy = report["privacy"]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Synthetic data report</title><style>{_STYLE}</style></head><body>",
+        f"<title>Synthetic data report</title><style>{STYLE}</style></head><body>",
         "<h1>Synthetic data report</h1>",
         f"<p>{verdict}</p>",
         "<h2>Privacy gates</h2>",

@@ -15,6 +15,8 @@ from augrec.cli.common import console
 from augrec.cli.data import data_app
 from augrec.cli.features import features_app
 from augrec.cli.models import gate, models_app
+from augrec.cli.pipeline import pipeline_app
+from augrec.cli.pipeline import run as run_cmd
 from augrec.cli.serve import serve
 from augrec.cli.train import augment_cmd, train
 from augrec.errors import AugrecError
@@ -26,6 +28,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
+app.command("run")(run_cmd)
+app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")

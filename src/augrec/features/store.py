@@ -201,9 +201,20 @@ def materialize(
     start, end = _utc(start), _utc(end)
     if start >= end:
         raise ConfigError(f"--start {start.isoformat()} must be before --end {end.isoformat()}")
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr), in_repo(store):
         store.materialize(start_date=start, end_date=end, feature_views=views)
     return start, end
+
+
+@contextlib.contextmanager
+def in_repo(store: FeatureStore) -> Iterator[None]:
+    """Run offline-store reads from inside the repo.
+
+    The repo's sources name their files relative to the repo (a copy of it reads its own
+    data); Feast's DuckDB offline store resolves such paths against the working directory.
+    """
+    with contextlib.chdir(Path(store.repo_path).resolve()):
+        yield
 
 
 def _utc(t: datetime) -> datetime:

@@ -82,8 +82,10 @@ def training_frame(
         .reset_index(drop=True)
     )
     entity[_AS_OF] = pd.to_datetime(entity["_t_us"], unit="us", utc=True)
+    from augrec.features.store import in_repo
+
     # Feast prints which column it took as the time; it is the only datetime column.
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), in_repo(store):
         job = store.get_historical_features(
             entity_df=entity[[*keys, _AS_OF]],
             features=store.get_feature_service(service),
@@ -217,10 +219,12 @@ def split_from_store(
 ) -> Split:
     """The split with its training sequences read from the offline store, point in time.
 
-    Asks the FeatureService for every user's history as of each of their training events
-    (Feast's point-in-time join), merges the windows into one sequence per user and keeps
-    its first `len(split.train[u])` items: a user's training events are a prefix of their log,
-    and the history row at the last one may also list later events of the same second.
+    Asks the FeatureService for every user's history as of their last training event (and,
+    for histories longer than the window, as of earlier events half a window apart: Feast's
+    point-in-time join), merges the windows into one sequence per user and keeps its first
+    `len(split.train[u])` items: a user's training events are a prefix of their log, and the
+    history row at the last one may also list later events of the same second. One query row
+    per user rather than per event: the file offline store's join costs grow with the rows.
 
     The result must equal the sequences the split cut from the log: a store loaded from
     other data (or a stale materialization) fails here, naming a user that differs, rather
@@ -228,16 +232,7 @@ def split_from_store(
     """
     import dataclasses
 
-    lengths = np.array([len(s) for s in split.train], dtype=np.int64)
-    has = lengths > 0
-    events = pd.DataFrame(
-        {
-            spec.USER_KEY: np.repeat(split.user_ids[has], lengths[has]),
-            "timestamp": np.concatenate([split.train_times[u] for u in np.flatnonzero(has)])
-            if has.any()
-            else _EMPTY,
-        }
-    ).drop_duplicates()
+    events = pd.DataFrame(_query_points(split), columns=[spec.USER_KEY, "timestamp"])
     seqs = training_sequences(training_frame(store, events, service))
     by_user = dict(zip(seqs.user_ids.tolist(), seqs.encode(split.item_ids), strict=True))
     train, differ = [], []
@@ -253,6 +248,16 @@ def split_from_store(
             "ingest and materialize this data before training from the store"
         )
     return dataclasses.replace(split, train=train)
+
+
+def _query_points(split: Split) -> list[tuple[int, int]]:
+    """(user id, time) rows whose history windows together cover each user's training items."""
+    step = max(spec.HISTORY_LENGTH // 2, 1)  # overlap: same-second ties shift a window's end
+    points = set()
+    for uid, times in zip(split.user_ids.tolist(), split.train_times, strict=True):
+        for i in range(len(times) - 1, -1, -step):
+            points.add((uid, int(times[i])))
+    return sorted(points)
 
 
 @dataclass(frozen=True)

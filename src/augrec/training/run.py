@@ -152,6 +152,7 @@ def train_and_evaluate(
             best = (score, model, params, valid, info)
     assert best is not None
     _, model, params, valid, best_info = best
+    history = getattr(model, "fit_history", None)  # the selected fit's curve, before any refit
     refit_info = None
     if config.refit and best_info.get("best_epoch"):
         # The selected model's test score is kept beside the refit one, for comparison with
@@ -194,6 +195,7 @@ def train_and_evaluate(
         seconds={"load": round(t_load, 3), "train": round(t_fit, 3), "eval": round(t_eval, 3)},
         augmentation=augmentation,
         refit=refit_info,
+        history=history,
         data_source=data_source,
         feature_contract=feature_contract,
         started_at=started_at,

@@ -1,0 +1,47 @@
+"""Train a recommender (features from Feast), and choose between baseline and augmented."""
+
+from augrec.components.image import IMAGE
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def train(
+    dataset: Input[Dataset],
+    model_name: str,
+    config: dict,
+    seed: int,
+    features: dict,
+    ray: dict,
+    model: Output[Model],
+    metrics: Output[Metrics],
+    synthetic: Input[Dataset] = None,
+):
+    """Train, select on validation, test once; the model artifact is a run directory."""
+    from augrec.steps import train as run
+
+    info = run(
+        dataset.path,
+        model.path,
+        model_name,
+        config,
+        seed,
+        features,
+        synthetic.path if synthetic is not None else None,
+        ray,
+    )
+    for key, value in info.items():
+        metrics.log_metric(key, value)
+    model.metadata.update(info)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def select(
+    baseline: Input[Model], method: str, model: Output[Model], candidate: Input[Model] = None
+) -> dict:
+    """Keep the baseline or the augmented model (auto: whichever validates better)."""
+    from augrec.steps import select as run
+
+    doc = run(baseline.path, method, model.path, candidate.path if candidate else None)
+    model.metadata.update(doc)
+    return doc

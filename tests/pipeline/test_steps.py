@@ -1,0 +1,193 @@
+"""Each kfp component through its `python_func`: the step it wraps, on tiny data, no kfp run."""
+
+import json
+from pathlib import Path
+
+import pytest
+from kfp import dsl
+
+from augrec import rundir
+from augrec.errors import ConfigError, DataValidationError
+from conftest import KNN, new_feature_repo
+
+
+def art(cls, path: Path):
+    """A kfp artifact whose local path is `path` (what the executor hands a component)."""
+    return cls(name=path.name, uri=str(path))
+
+
+@pytest.fixture(scope="module")
+def built(shop, tmp_path_factory):
+    """ingest -> features -> train -> select -> gate, once, through the components."""
+    from augrec.components import data, release, training
+
+    root = tmp_path_factory.mktemp("steps")
+    ds = art(dsl.Dataset, root / "dataset")
+    data.ingest.python_func(data=str(shop), data_fingerprint="", dataset=ds)
+    repo = new_feature_repo(root / "feature_repo")
+    contract = art(dsl.Artifact, root / "contract")
+    fp = data.features.python_func(
+        dataset=ds, repo=str(repo), env="local", service="recommender_v1", contract=contract
+    )
+    source = {"repo": str(repo), "env": "local", "service": "recommender_v1", "fingerprint": fp}
+    model, metrics = art(dsl.Model, root / "model"), art(dsl.Metrics, root / "metrics")
+    training.train.python_func(
+        dataset=ds, model_name="itemknn", config=KNN, seed=0, features=source, ray={},
+        model=model, metrics=metrics,
+    )  # fmt: skip
+    chosen = art(dsl.Model, root / "chosen")
+    selection = training.select.python_func(baseline=model, method="none", model=chosen)
+    gated, checks = art(dsl.Model, root / "gated"), art(dsl.Metrics, root / "checks")
+    passed = release.gate.python_func(
+        candidate=chosen, dataset=ds, home=str(root / "bentoml"), config={}, gated=gated,
+        checks=checks,
+    )  # fmt: skip
+    return dict(
+        root=root, ds=ds, repo=repo, contract=contract, fp=fp, model=model, metrics=metrics,
+        chosen=chosen, selection=selection, gated=gated, passed=passed, checks=checks,
+        source=source,
+    )  # fmt: skip
+
+
+def test_ingest_keeps_the_files_and_their_fingerprint(built, shop):
+    from augrec.data.loaders import load_dataset
+    from augrec.registry.manifest import fingerprint_files
+    from augrec.steps import DATASET_INFO, dataset_path
+
+    info = json.loads((Path(built["ds"].path) / DATASET_INFO).read_text())
+    original = fingerprint_files(load_dataset(shop).files)["fingerprint"]
+    assert info["fingerprint"] == original == built["ds"].metadata["fingerprint"]
+    assert load_dataset(dataset_path(built["ds"].path)).name == "shop"
+
+
+def test_ingest_refuses_bad_data_and_writes_nothing(tmp_path):
+    from augrec.components import data
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id,timestamp\n1,x,10\n")
+    out = tmp_path / "dataset"
+    with pytest.raises(DataValidationError, match="item_id"):
+        data.ingest.python_func(data=str(bad), data_fingerprint="", dataset=art(dsl.Dataset, out))
+    assert not out.exists()
+
+
+def test_ingest_refuses_data_changed_since_submission(shop, tmp_path):
+    from augrec.components import data
+
+    with pytest.raises(ConfigError, match="changed since the run was submitted"):
+        data.ingest.python_func(
+            data=str(shop), data_fingerprint="sha256:0", dataset=art(dsl.Dataset, tmp_path / "d")
+        )
+
+
+def test_features_record_the_service_the_run_trains_on(built):
+    doc = json.loads((Path(built["contract"].path) / rundir.FEATURES).read_text())
+    assert [s["name"] for s in doc["services"]] == ["recommender_v1"]
+    assert doc["services"][0]["fingerprint"] == built["fp"]
+
+
+def test_train_reads_from_feast_and_records_the_contract(built):
+    run = Path(built["model"].path)
+    assert rundir.missing_files(run) == []
+    manifest = rundir.read_json(run, rundir.MANIFEST)
+    assert manifest["features"]["services"][0]["fingerprint"] == built["fp"]
+    assert built["model"].metadata["test_ndcg@10"] == rundir.read_metrics(run)["test"]["ndcg@10"]
+    logged = built["metrics"].metadata
+    assert logged["valid_ndcg@10"] > 0 and "test_hr@10" in logged
+
+
+def test_train_refuses_a_store_loaded_with_other_data(built, tmp_path):
+    from augrec.data.synthetic import SyntheticConfig, generate
+    from augrec.steps import features, train
+
+    other = tmp_path / "other"
+    other.mkdir()
+    inter, items = generate(SyntheticConfig(users=300, items=120, seed=99))
+    inter.to_parquet(other / "interactions.parquet", index=False)
+    items.to_parquet(other / "items.parquet", index=False)
+    from augrec.steps import ingest
+
+    ingest(str(other), str(tmp_path / "ds_other"))
+    repo = new_feature_repo(tmp_path / "repo")
+    features(str(tmp_path / "ds_other"), str(repo))
+    source = {**built["source"], "repo": str(repo), "fingerprint": ""}
+    with pytest.raises(ConfigError, match="holds other histories than the data"):
+        train(built["ds"].path, str(tmp_path / "run"), "itemknn", KNN, 0, source)
+
+
+def test_select_keeps_what_each_method_says(built, tmp_path):
+    from augrec.steps import select
+
+    assert built["selection"] == {
+        "method": "none",
+        "metric": "valid ndcg@10",
+        "baseline": rundir.read_metrics(built["model"].path)["valid"]["ndcg@10"],
+        "chosen": "baseline",
+    }
+    base, cand = built["model"].path, tmp_path / "cand"
+    import shutil
+
+    shutil.copytree(base, cand)
+    metrics = rundir.read_metrics(cand)
+    metrics["valid"]["ndcg@10"] -= 0.01  # a worse augmented model
+    (cand / rundir.METRICS).write_text(json.dumps(metrics))
+    assert select(base, "auto", str(tmp_path / "a"), str(cand))["chosen"] == "baseline"
+    assert select(base, "mle", str(tmp_path / "b"), str(cand))["chosen"] == "augmented"
+    metrics["valid"]["ndcg@10"] += 0.02  # now better on validation
+    (cand / rundir.METRICS).write_text(json.dumps(metrics))
+    doc = select(base, "auto", str(tmp_path / "c"), str(cand))
+    assert doc["chosen"] == "augmented" and doc["augmented"] > doc["baseline"]
+    assert rundir.read_metrics(tmp_path / "c")["valid"]["ndcg@10"] == doc["augmented"]
+
+
+def test_gate_passes_registers_and_deploys(built, home):
+    from augrec.components import release
+
+    from augrec.registry.store import Registry
+
+    assert built["passed"] is True
+    assert rundir.read_json(built["gated"].path, rundir.GATE)["passed"]
+    assert built["checks"].metadata["floor"] == 1.0
+    tag = release.register.python_func(gated=built["gated"], home=str(home))
+    event = release.deploy.python_func(tag=tag, home=str(home), alias="production")
+    assert event["tag"] == tag and Registry(home).aliases.get("production") == tag
+
+
+def test_reject_names_every_failed_check(built, tmp_path):
+    from augrec.components import release
+
+    from augrec.steps import GateRejected, gate
+
+    cfg = {"floor": {"min_ndcg10": 0.99}}
+    verdict = gate(built["chosen"].path, built["ds"].path, str(tmp_path / "g"), str(tmp_path), cfg)
+    assert not verdict["passed"] and verdict["failed"] == ["floor"]
+    with pytest.raises(GateRejected, match=r"floor: NDCG@10 .* is below the floor 0.9900"):
+        release.reject.python_func(gated=art(dsl.Model, tmp_path / "g"))
+
+
+def test_report_shows_the_gate_the_choice_and_the_buckets(built, tmp_path):
+    from augrec.components import report
+
+    page = art(dsl.HTML, tmp_path / "report.html")
+    report.report.python_func(
+        baseline=built["model"], gated=built["gated"], selection=built["selection"],
+        dataset=built["ds"], page=page,
+    )  # fmt: skip
+    text = Path(page.path).read_text()
+    assert "Validation gate" in text and "PASSED" in text
+    assert "Augmentation: none" in text and "no augmentation was asked for" in text
+    assert text.count("<img") == 2  # the two bucket charts; item-kNN has no epoch curves
+    assert "No per-epoch curve" in text
+
+
+def test_augment_writes_the_set_and_its_report(built, tmp_path):
+    from augrec.components.augment import augment
+
+    synthetic, page = art(dsl.Dataset, tmp_path / "syn"), art(dsl.HTML, tmp_path / "syn.html")
+    augment.python_func(
+        dataset=built["ds"], method="heuristic", config={}, seed=0, synthetic=synthetic,
+        report=page,
+    )  # fmt: skip
+    assert (Path(synthetic.path) / "synthetic.parquet").exists()
+    assert "synthetic" in Path(page.path).read_text().lower()
+    assert synthetic.metadata["synthetic_interactions"] > 0
