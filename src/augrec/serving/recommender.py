@@ -11,8 +11,10 @@ cannot personalise get the popularity fallback, flagged:
   popularity, and either way `fallback_reason: feature_store_unavailable`.
 
 Popularity is the online `item_popularity.events_total` of each catalog item, read once at
-start; without a store it is the model's own score for an empty history (popularity for the
-popularity and item-kNN models, the learnt prior for SASRec).
+start; without a store it is the model's own (`Recommender.popularity`: training counts for
+the popularity and item-kNN models, the learnt prior for SASRec). Either way a popularity
+answer scores each item relative to the most popular one: 1.0 is the top item, 0.5 half as
+popular.
 
 Ids in requests and responses are the catalog's own; the model works on encoded ids.
 """
@@ -219,9 +221,11 @@ class Recommender:
                 if cat is not None:
                     masks.setdefault(cat, np.zeros(self.n_items + 1, dtype=bool))[enc] = True
             self.categories = masks
-            return torch.from_numpy(np.concatenate([[0.0], counts]).astype(np.float32)), "store"
+            # One scale for every popularity answer: 1.0 is the most popular item.
+            relative = np.concatenate([[0.0], counts]) / max(float(np.max(counts, initial=0)), 1.0)
+            return torch.from_numpy(relative.astype(np.float32)), "store"
         log.warning("no item popularity from the feature store; falling back to the model's")
-        return self.model.score([np.zeros(0, dtype=np.int64)])[0].float(), "model"
+        return self.model.popularity().float(), "model"
 
     def _check_contract(self) -> tuple[str, list[str]]:
         """Does the store serve the feature definitions the model was trained with?"""
