@@ -201,9 +201,34 @@ def materialize(
     start, end = _utc(start), _utc(end)
     if start >= end:
         raise ConfigError(f"--start {start.isoformat()} must be before --end {end.isoformat()}")
-    with contextlib.redirect_stdout(sys.stderr):
+    # Feast prints colorama codes whatever the stream; a pipe or log file gets them stripped.
+    out = sys.stderr if sys.stderr.isatty() else _PlainText(sys.stderr)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         store.materialize(start_date=start, end_date=end, feature_views=views)
     return start, end
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class _PlainText(io.TextIOBase):
+    """A text stream that writes to `target` without ANSI escape sequences."""
+
+    def __init__(self, target: Any):
+        self.target = target
+
+    def write(self, text: str) -> int:
+        """Write `text` minus colour and cursor codes; returns the length given."""
+        self.target.write(_ANSI.sub("", text))
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the target."""
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        """Never a terminal: progress bars draw as plain lines."""
+        return False
 
 
 def _utc(t: datetime) -> datetime:
