@@ -71,16 +71,48 @@ def load_config(
     return config
 
 
+FILL_COMMANDS = (
+    "`augrec features ingest --data DATA`, `augrec features apply` and "
+    "`augrec features materialize` (or `augrec run`, which does all three)"
+)
+
+
+def local_registry(config: Any, repo: Path) -> Path | None:
+    """The registry file of a file registry on this machine (None: remote or SQL registry)."""
+    reg = config.registry
+    path = reg if isinstance(reg, str) else getattr(reg, "path", None)
+    kind = getattr(reg, "registry_type", "file")
+    if kind != "file" or not path or "://" in str(path):
+        return None
+    path = Path(path)
+    return path if path.is_absolute() else repo / path
+
+
 def open_store(
-    repo: str | Path, env: str = DEFAULT_ENV, environ: Mapping[str, str] | None = None
+    repo: str | Path,
+    env: str = DEFAULT_ENV,
+    environ: Mapping[str, str] | None = None,
+    require_registry: bool = False,
 ) -> FeatureStore:
-    """A `FeatureStore` over `repo` configured for `env` (local: SQLite; redis: Redis)."""
+    """A `FeatureStore` over `repo` configured for `env` (local: SQLite; redis: Redis).
+
+    With `require_registry`, a local file registry that does not exist yet is an error naming
+    the commands that fill it, instead of Feast creating an empty one (readers do this: an
+    empty registry has nothing to read, and creating it writes into the repo).
+    """
     from feast import FeatureStore
 
     repo = Path(repo).resolve()
     if not repo.is_dir():
         raise ConfigError(f"--repo: no such feature repo directory: {repo}")
-    return FeatureStore(repo_path=str(repo), config=load_config(repo, env, environ))
+    config = load_config(repo, env, environ)
+    registry = local_registry(config, repo)
+    if require_registry and registry is not None and not registry.exists():
+        raise ConfigError(
+            f"feature repo {repo} is not set up (no registry at {registry}); "
+            f"fill it with {FILL_COMMANDS}"
+        )
+    return FeatureStore(repo_path=str(repo), config=config)
 
 
 @contextlib.contextmanager

@@ -88,7 +88,7 @@ class Recommender:
             loaded.model.name,
             rec.n_items,
             time.perf_counter() - t0,
-            "ok" if features.client is not None else features.error,
+            "ok" if features.client is not None else "unavailable (see the warning above)",
         )
         return rec
 
@@ -216,6 +216,15 @@ class Recommender:
         got = self.features.catalog(self.item_ids[1:].tolist())
         if got is not None:
             categories, counts = got
+            if not counts.any() and all(c is None for c in categories):
+                from augrec.features.store import FILL_COMMANDS
+
+                log.warning(
+                    "feature store %s holds no item or user rows: every answer will be a "
+                    "popularity fallback until you fill it with %s",
+                    getattr(self.features.store, "repo_path", "?"),
+                    FILL_COMMANDS,
+                )
             masks: dict[str, np.ndarray] = {}
             for enc, cat in enumerate(categories, start=1):
                 if cat is not None:
@@ -224,7 +233,8 @@ class Recommender:
             # One scale for every popularity answer: 1.0 is the most popular item.
             relative = np.concatenate([[0.0], counts]) / max(float(np.max(counts, initial=0)), 1.0)
             return torch.from_numpy(relative.astype(np.float32)), "store"
-        log.warning("no item popularity from the feature store; falling back to the model's")
+        if self.features.client is not None:  # else opening it already said why, once
+            log.warning("no item popularity from the feature store; falling back to the model's")
         return self.model.popularity().float(), "model"
 
     def _check_contract(self) -> tuple[str, list[str]]:
