@@ -148,9 +148,18 @@ def augment_cmd(
     from augrec.augment.report import privacy_failures
 
     failures = privacy_failures(report)
+    chosen = {}
+    if "selected_step" in info:
+        step = info["selected_step"]
+        score = next(s["valid_ndcg@10"] for s in info["selection"] if s["step"] == step)
+        chosen["chosen checkpoint"] = (
+            f"step {step} of {[s['step'] for s in info['selection']]} "
+            f"(selector valid ndcg@10 {score:.4f}; step 0 is the MLE generator)"
+        )
     print_mapping(
         f"synthetic set ({method})",
         {
+            **chosen,
             "synthetic interactions": synth.n_interactions,
             "users extended": len(synth.prefixes),
             "extra sequences": len(synth.extra),
