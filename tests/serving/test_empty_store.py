@@ -28,7 +28,6 @@ def test_a_repo_never_applied_is_not_written_and_names_the_commands(world, tmp_p
     said = _warnings(caplog)
     assert len(said) == 1, said
     assert "augrec features ingest" in said[0] and "augrec features materialize" in said[0]
-    assert "augrec run" in said[0]
 
 
 def test_an_applied_but_empty_store_says_so_once(world, tmp_path, caplog):

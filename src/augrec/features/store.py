@@ -71,9 +71,10 @@ def load_config(
     return config
 
 
+# `augrec run` (issue 8) is to do all three; name it here once it exists.
 FILL_COMMANDS = (
     "`augrec features ingest --data DATA`, `augrec features apply` and "
-    "`augrec features materialize` (or `augrec run`, which does all three)"
+    "`augrec features materialize`"
 )
 
 
