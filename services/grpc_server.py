@@ -26,7 +26,13 @@ import grpc
 from pydantic import ValidationError
 
 from augrec.serving import schemas as s
-from augrec.serving.errors import InvalidRequest, NotFound, RequestError, Unavailable
+from augrec.serving.errors import (
+    InvalidRequest,
+    NotFound,
+    RequestError,
+    Unavailable,
+    invalid_request,
+)
 
 if TYPE_CHECKING:
     from augrec.services.metrics import Metrics
@@ -80,11 +86,7 @@ def lenient(message_cls: Any, strict_fields: bool) -> Callable[[bytes], Any]:
 
 def field_errors(exc: ValidationError) -> str:
     """`field: message` for each validation error (the HTTP API names fields the same way)."""
-    parts = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "request"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
+    return str(invalid_request(exc))
 
 
 def unary(

@@ -1,15 +1,17 @@
-"""An ASGI guard in front of the API routes: JSON bodies only, and not too large.
+"""An ASGI guard in front of the API routes: JSON bodies only, not too large, and valid.
 
 BentoML picks a deserializer by Content-Type (multipart, form, pickle) and reads bodies of
 any size; either can surface as a 5xx. Here a body that is not JSON is 415, one larger than
 `max_bytes` is 413 (checked against Content-Length, and counted while reading when the
-client streams), before BentoML sees it.
+client streams), before BentoML sees it. A body its route's request schema refuses is 400
+with `{"error": "field: reason", "field"}`, the shape of the service's own refusals;
+BentoML's own message would name its internal wrapper class (`...IODescriptor`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 Scope = dict[str, Any]
@@ -20,7 +22,13 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class JsonBodyGuard:
     """Refuse non-JSON and oversized request bodies on `paths` with a clear 4xx."""
 
-    def __init__(self, app: Any, paths: Iterable[str], max_bytes: int | None = None):
+    def __init__(
+        self,
+        app: Any,
+        paths: Iterable[str],
+        max_bytes: int | None = None,
+        schemas: Mapping[str, Any] | None = None,
+    ):
         if max_bytes is None:  # built inside the worker, where the serving config is set
             from augrec.serving.config import ServingConfig
 
@@ -28,6 +36,7 @@ class JsonBodyGuard:
         self.app = app
         self.paths = frozenset(paths)
         self.max_bytes = max_bytes
+        self.schemas = dict(schemas or {})  # path -> pydantic request model
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the request, then pass it (with its body replayed) to the app."""
@@ -62,6 +71,18 @@ class JsonBodyGuard:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
+        schema = self.schemas.get(scope["path"])
+        if schema is not None:
+            from pydantic import ValidationError
+
+            from augrec.serving.errors import invalid_request
+
+            try:
+                schema.model_validate_json(b"".join(chunks))
+            except ValidationError as exc:
+                err = invalid_request(exc)
+                await _error(send, 400, err.field, str(err), prefixed=True)
+                return
         replayed = False
 
         async def replay() -> dict[str, Any]:
@@ -74,8 +95,9 @@ class JsonBodyGuard:
         await self.app(scope, replay, send)
 
 
-async def _error(send: Send, status: int, field: str, message: str) -> None:
-    body = json.dumps({"error": f"{field}: {message}"}).encode()
+async def _error(send: Send, status: int, field: str, message: str, prefixed: bool = False) -> None:
+    error = message if prefixed else f"{field}: {message}"
+    body = json.dumps({"error": error, "field": field}).encode()
     await send(
         {
             "type": "http.response.start",

@@ -124,4 +124,8 @@ class AugrecService:
         return self.rec.health()
 
 
-AugrecService.add_asgi_middleware(JsonBodyGuard, paths=API_ROUTES)
+AugrecService.add_asgi_middleware(
+    JsonBodyGuard,
+    paths=API_ROUTES,
+    schemas={"/recommend": RecommendRequest, "/similar": SimilarRequest, "/events": EventRequest},
+)

@@ -17,9 +17,10 @@ class Problem:
 
     def render(self) -> str:
         """One readable paragraph: what is wrong, where, how often, and a few rows."""
-        text = f"[{self.kind}] field '{self.field}': {self.message}"
+        where = f" field '{self.field}'" if self.field not in ("", "*") else ""
+        text = f"[{self.kind}]{where}: {self.message}"
         if self.count:
-            text += f" ({self.count} rows)"
+            text += f" ({self.count} row{'' if self.count == 1 else 's'})"
         if self.examples:
             text += "\n    e.g. " + "\n         ".join(self.examples)
         return text

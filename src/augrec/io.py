@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it; it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(out: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory beside `out` that becomes `out` only if the block succeeds.
@@ -28,6 +35,8 @@ def atomic_dir(out: str | os.PathLike[str], overwrite: bool = False) -> Iterator
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # mkdtemp makes 0o700; the result gets the mode a plain mkdir would give it.
+    os.chmod(tmp, 0o777 & ~_umask())
     if out.exists():
         # Swap via a sibling name so a crash between the two renames still leaves one whole copy.
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -46,6 +55,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+            # mkstemp makes 0o600; the result gets the mode a plain open() would give it.
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -183,10 +184,41 @@ def test_method_none_writes_an_empty_set_with_a_passing_report(tmp_path, synthet
             "none",
             "--out",
             str(out),
-            "--strict",
         )
         == 0
     )
     report = json.loads((out / "synthetic_report.json").read_text())
     assert report["empty"] and report["passed"]
     assert json.loads((out / "synthetic.json").read_text())["synthetic_interactions"] == 0
+
+
+def test_defaults_are_the_light_configuration():
+    """The shipped defaults are the least harmful measured setting (docs/benchmarks.md)."""
+    import yaml
+
+    from augrec.augment.pipeline import AugmentConfig
+
+    light = yaml.safe_load(
+        (
+            Path(__file__).parents[2] / "benchmarks/configs/augmentation-beauty-light.yaml"
+        ).read_text()
+    )["augment"]
+    assert AugmentConfig(**light) == AugmentConfig()
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_failed_privacy_gate_exits_non_zero_unless_allowed(
+    tmp_path, synthetic_dir, monkeypatch, capsys, allow
+):
+    from augrec.augment import report
+
+    monkeypatch.setattr(report, "privacy_failures", lambda r: ["mia.attack_auc 0.70 > 0.55"])
+    out = tmp_path / "none"
+    argv = ["augment", "--data", str(synthetic_dir), "--method", "none", "--out", str(out)]
+    code = run_cli(*argv, *(["--allow-privacy-failure"] if allow else []))
+    captured = capsys.readouterr()
+    assert "FAILED: mia.attack_auc 0.70 > 0.55" in captured.out
+    assert code == (0 if allow else 2)
+    if not allow:
+        assert "privacy gate failed" in captured.err and "--allow-privacy-failure" in captured.err
+    assert (out / "synthetic_report.html").exists()  # kept for inspection either way

@@ -21,6 +21,7 @@ def test_cli_sets_up_the_repo(fs_local_repo):
     assert "user_event_rows" in out["ingest"]
     assert "recommender_v1" in out["plan"] and "recommender_v1" in out["apply"]
     assert "materialized all views" in out["materialize"]
+    assert "\x1b[" not in out["materialize"]  # piped: no raw ANSI codes from Feast
     assert (repo / "data" / "registry.db").exists()
     assert (repo / "data" / "online_store.db").exists()
 

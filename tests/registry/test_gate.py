@@ -26,6 +26,8 @@ def test_a_good_candidate_passes(runs, registry):
         "serving",
     ]
     assert checks["floor"]["details"]["ndcg@10"] > checks["floor"]["details"]["popularity_ndcg@10"]
+    assert " > popularity " in checks["floor"]["summary"]  # no bare "(x1)"
+    assert "(x" not in checks["floor"]["summary"]
     assert checks["no_regression"]["status"] == "skip"  # no production version yet
     assert checks["privacy"] == {
         "name": "privacy",
@@ -46,6 +48,7 @@ def test_an_untrained_sasrec_is_rejected_and_gate_json_names_the_check(runs, reg
     assert written["passed"] is False and written["failed"] == verdict["failed"]
     floor = by_name(written)["floor"]
     assert floor["status"] == "fail" and "does not beat popularity" in floor["summary"]
+    assert " x factor 1 = " in floor["summary"]  # what the factor is, and the bar it makes
     assert written["candidate"]["model"] == "sasrec"
     assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []  # no temp files
 

@@ -87,7 +87,7 @@ def test_the_reproduce_command_recreates_an_augmented_run_from_any_directory(
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("model:\n  neighbors: 30\n  decay: 0.8\n")
     assert run_cli("augment", "--data", str(tiny_data), "--method", "heuristic",
-                   "--out", str(aug), "--no-strict") == 0  # fmt: skip
+                   "--out", str(aug), "--allow-privacy-failure") == 0  # fmt: skip
     assert run_cli("train", "--data", str(tiny_data), "--model", "itemknn", "--seed", "4",
                    "--config", str(cfg), "--augment", str(aug), "--out", str(run)) == 0  # fmt: skip
     manifest = json.loads((run / "manifest.json").read_text())

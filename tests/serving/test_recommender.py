@@ -84,8 +84,26 @@ def test_unknown_user_gets_popularity_flagged(rec, interactions):
     got = rec.recommend(s.RecommendRequest(user_id=10**9, k=5))
     assert got.fallback and got.fallback_reason == "empty_history"
     counts = interactions["item_id"].value_counts()  # events_total in the online store
-    assert [i.score for i in got.items] == counts.to_numpy()[:5].tolist()
-    assert all(counts[i.item_id] == i.score for i in got.items)
+    relative = counts / counts.max()  # one scale for popularity: 1.0 is the top item
+    assert [i.score for i in got.items] == pytest.approx(relative.to_numpy()[:5].tolist())
+    assert all(relative[i.item_id] == pytest.approx(i.score) for i in got.items)
+
+
+@pytest.mark.parametrize("model", ["itemknn", "popularity", "sasrec"])
+def test_popularity_fallback_has_one_scale_with_and_without_the_store(
+    world, features, tmp_path, model
+):
+    run = train_run(
+        world.data, tmp_path / model, model, SASREC_UNTRAINED if model == "sasrec" else None
+    )
+    loaded = load(str(run))
+    for feats in (features, OnlineFeatures(None, "cannot open")):
+        got = Recommender(loaded, feats).recommend(s.RecommendRequest(user_id=10**9, k=20))
+        assert got.fallback
+        scores = [i.score for i in got.items]
+        assert scores[0] == pytest.approx(1.0), (model, feats.error, scores)
+        assert all(0.0 <= v <= 1.0 for v in scores), (model, feats.error, scores)
+        assert scores == sorted(scores, reverse=True)
 
 
 def test_recent_items_extend_the_history_and_unknown_ids_are_skipped(rec, interactions):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -115,11 +115,12 @@ def refine(
     item_counts: np.ndarray,
     cfg: AdversarialConfig,
     seed: int = 0,
+    progress: Callable[[int, str], None] | None = None,
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
     """Run the adversarial phase; returns ([(step, generator state)], per-step history).
 
     The first checkpoint is step 0: the maximum-likelihood generator itself, so selection on
-    validation can always fall back to it.
+    validation can always fall back to it. `progress(step, detail)` is called after each step.
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -196,10 +197,13 @@ def refine(
             "seconds": time.perf_counter() - t0,
         }
         history.append(record)
+        if progress is not None:
+            progress(step, f"d_acc {d_acc:.2f} reward {record['reward']:.3f}")
         if step % cfg.select_every == 0 or step == cfg.steps:
             checkpoints.append((step, gen.state_dict()))
             log.info(
-                "adversarial step %d/%d d_loss %.3f d_acc %.2f reward %.3f entropy %.2f drift %.3f",
+                "adversarial checkpoint at step %d/%d: d_loss %.3f d_acc %.2f reward %.3f "
+                "entropy %.2f drift %.3f",
                 step,
                 cfg.steps,
                 record["d_loss"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -48,6 +50,52 @@ def progress() -> Progress:
         transient=True,
         disable=not sys.stderr.isatty(),
     )
+
+
+def reflow(text: str) -> str:
+    """Join a docstring's wrapped lines so rich re-wraps each paragraph to the terminal.
+
+    In rich markup mode typer keeps every newline of a docstring, so source-wrapped lines come
+    out ragged. Paragraphs (blank-line separated) and list items (`- `) stay apart.
+    """
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(re.sub(r"\n(?!\s*- )\s*", " ", p) for p in paragraphs)
+
+
+def reflow_help(app: typer.Typer) -> typer.Typer:
+    """Apply `reflow` to the help of `app`, its commands and its sub-apps, recursively."""
+    for cmd in app.registered_commands:
+        doc = cmd.help or inspect.getdoc(cmd.callback) or ""
+        cmd.help = reflow(doc)
+    for group in app.registered_groups:
+        sub = group.typer_instance
+        if sub is None:
+            continue
+        reflow_help(sub)
+        if group.help:
+            group.help = reflow(group.help)
+    if isinstance(app.info.help, str):
+        app.info.help = reflow(app.info.help)
+    return app
+
+
+def flags_without_type_placeholder() -> None:
+    """Show flags as `--overwrite` instead of `--overwrite <bool>` in rich help.
+
+    typer's rich help prints a `<type>` column for every option, flags included (its plain
+    help does not); a flag takes no value, so the placeholder only misleads.
+    """
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_augrec", False):
+        return
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):  # noqa: ANN001, ANN202 - typer's signature
+        return None if self.is_flag else original(self, ctx)
+
+    display_type_rich._augrec = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
 def print_mapping(title: str, mapping: dict[str, Any]) -> None:

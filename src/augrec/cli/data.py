@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from augrec.cli.common import print_mapping
+from augrec.cli.common import console, print_mapping
 
 log = logging.getLogger("augrec")
 data_app = typer.Typer(help="Generate and validate interaction data.", no_args_is_help=True)
@@ -34,11 +34,14 @@ def data_generate(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         interactions.to_parquet(tmp / "interactions.parquet", index=False)
         item_table.to_parquet(tmp / "items.parquet", index=False)
+    # Items never drawn stay in the catalog (items.parquet); validate and train count only
+    # items with interactions, so both numbers are given.
     log.info(
-        "wrote %d interactions (%d users, %d items) to %s",
+        "wrote %d interactions (%d users; %d catalog items, %d with interactions) to %s",
         len(interactions),
         interactions["user_id"].nunique(),
         len(item_table),
+        interactions["item_id"].nunique(),
         out,
     )
 
@@ -55,7 +58,11 @@ def data_validate(
 
     Exits non-zero with one message per problem kind (with counts and example rows).
     """
+    from rich.text import Text
+
     from augrec.data.loaders import load_dataset
 
     ds = load_dataset(path, fmt)
-    print_mapping(f"{path}: valid", ds.summary())
+    # The path as a line, not a table title: a title wraps mid-word to the table's width.
+    console().print(Text(f"{path}: valid"))
+    print_mapping("summary", ds.summary())

@@ -88,9 +88,7 @@ def ingest(
     AUGREC_FEATURE_SOURCES) is replaced whole or not at all. Follow with
     [cyan]materialize[/] to refresh the online store.
     """
-    import pandas as pd
-
-    from augrec.data.loaders import load_dataset
+    from augrec.data.loaders import load_dataset, read_table
     from augrec.data.validate import validate_items
     from augrec.features import spec
     from augrec.features.ingest import build_sources, write_sources
@@ -98,12 +96,7 @@ def ingest(
     ds = load_dataset(data, fmt)
     item_table = ds.items
     if items is not None:
-        raw = (
-            pd.read_parquet(items)
-            if items.suffix == ".parquet"
-            else pd.read_csv(items, sep=None, engine="python", dtype=str)
-        )
-        item_table = validate_items(raw, str(items))
+        item_table = validate_items(read_table(items), str(items))
     sources = build_sources(ds.interactions, item_table)
     out = write_sources(sources, spec.sources_dir(repo))
     _out(f"wrote {sources.summary()} to {out}")

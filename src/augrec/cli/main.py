@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from augrec.cli.common import console
+from augrec.cli.common import console, flags_without_type_placeholder, reflow_help
 from augrec.cli.data import data_app
 from augrec.cli.features import features_app
 from augrec.cli.models import gate, models_app
@@ -37,6 +37,8 @@ app.command("train")(train)
 app.command("augment")(augment_cmd)
 app.command("gate")(gate)
 app.command("serve")(serve)
+reflow_help(app)
+flags_without_type_placeholder()
 
 log = logging.getLogger("augrec")
 

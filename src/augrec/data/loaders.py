@@ -27,6 +27,54 @@ log = logging.getLogger(__name__)
 FORMATS = ("augrec", "amazon-seq", "diginetica")
 
 
+_SNIFF_BYTES = 1 << 16
+_PARQUET_MAGIC = b"PAR1"
+
+
+def _unreadable(path: Path, what: str) -> DataValidationError:
+    return DataValidationError(str(path), [Problem("unreadable", "", 0, what)])
+
+
+def check_readable(path: Path) -> None:
+    """Refuse, with a message naming the file and the fault, input that no loader can read.
+
+    Parquet must carry its magic bytes at both ends (a truncated copy lacks the footer);
+    text formats must be plain UTF-8: gzip, zip, UTF-16 and other binary input is named as such
+    instead of surfacing as a decoder traceback.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+        if path.suffix == ".parquet":
+            fh.seek(max(size - 4, 0))
+            tail = fh.read(4)
+    if path.suffix == ".parquet":
+        if head[:4] != _PARQUET_MAGIC:
+            raise _unreadable(path, "not a parquet file (no PAR1 magic bytes at the start)")
+        if tail != _PARQUET_MAGIC or size < 12:
+            raise _unreadable(
+                path, "parquet file is truncated or corrupt (no PAR1 footer at the end)"
+            )
+        return
+    if head[:2] == b"\x1f\x8b":
+        raise _unreadable(path, "gzip-compressed; decompress it first (gunzip)")
+    if head[:4] == b"PK\x03\x04":
+        raise _unreadable(path, "a zip archive; extract the data file from it first")
+    if head[:4] == _PARQUET_MAGIC:
+        raise _unreadable(path, "a parquet file; give it the .parquet suffix")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise _unreadable(path, "UTF-16 text; save it as UTF-8")
+    if b"\x00" in head:
+        raise _unreadable(path, "binary data (NUL bytes), not a text file")
+    try:
+        # A multi-byte character cut at the end of the sniffed block is not an error.
+        head.decode("utf-8") if len(head) < _SNIFF_BYTES else head[:-4].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _unreadable(
+            path, f"not UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
 def detect_format(path: Path) -> str:
     """Guess the format from the suffix and the first line."""
     if path.suffix == ".parquet":
@@ -46,7 +94,7 @@ def load_dataset(path: str | Path, fmt: str | None = None) -> Dataset:
     path = Path(path)
     if not path.exists():
         raise DataValidationError(
-            str(path), [Problem("missing", "--data", 0, f"no such file: {path}")]
+            str(path), [Problem("missing", "", 0, "no such file or directory")]
         )
     if path.is_dir():
         candidates = [path / n for n in ("interactions.parquet", "interactions.csv")]
@@ -57,7 +105,7 @@ def load_dataset(path: str | Path, fmt: str | None = None) -> Dataset:
                 [
                     Problem(
                         "missing",
-                        "--data",
+                        "",
                         0,
                         "directory has no interactions.parquet or interactions.csv",
                     )
@@ -65,23 +113,32 @@ def load_dataset(path: str | Path, fmt: str | None = None) -> Dataset:
             )
         path = found[0]
     if path.stat().st_size == 0:
-        raise DataValidationError(str(path), [Problem("empty", "*", 0, "the file is empty")])
+        raise DataValidationError(str(path), [Problem("empty", "", 0, "the file is empty")])
+    check_readable(path)
     fmt = fmt or detect_format(path)
-    if fmt == "augrec":
-        ds = load_augrec(path)
-    elif fmt == "amazon-seq":
-        ds = load_amazon_sequences(path)
-    elif fmt == "diginetica":
-        ds = load_diginetica(path)
-    else:
+    loaders = {
+        "augrec": load_augrec,
+        "amazon-seq": load_amazon_sequences,
+        "diginetica": load_diginetica,
+    }
+    if fmt not in loaders:
         raise ValueError(f"format: unknown value {fmt!r}; expected one of {list(FORMATS)}")
+    try:
+        ds = loaders[fmt](path)
+    except UnicodeDecodeError as exc:  # past the sniffed block
+        raise _unreadable(path, f"not UTF-8 text (at byte {exc.start} of a block)") from None
     log.info("loaded %s", ds.summary())
     return ds
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV/TSV (as strings) or parquet table, after `check_readable`."""
+    check_readable(path)
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise _unreadable(path, f"parquet file cannot be read: {exc}") from None
     sep = "\t" if path.suffix == ".tsv" else None
     # Strings first: validation, not the CSV parser, decides what a bad value is.
     return pd.read_csv(path, sep=sep, engine="python", dtype=str, keep_default_na=True)
@@ -89,14 +146,14 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def load_augrec(path: Path) -> Dataset:
     """Our schema from CSV/TSV/parquet, plus `items.*` beside it when present."""
-    raw = _read_table(path)
+    raw = read_table(path)
     df = validate_interactions(raw, str(path))
     items = pd.DataFrame({"item_id": pd.Series(dtype="int64")})
     files = [path]
     for name in ("items.parquet", "items.csv", f"{path.stem}_items.csv"):
         cand = path.with_name(name)
         if cand.exists() and cand != path:
-            items = validate_items(_read_table(cand), str(cand))
+            items = validate_items(read_table(cand), str(cand))
             files.append(cand)
             break
     name = path.parent.name if path.stem == "interactions" else path.stem

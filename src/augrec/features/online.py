@@ -107,10 +107,14 @@ class FeatureClient:
         environ: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> FeatureClient:
-        """A client over the feature repo at `repo` in environment `env`."""
+        """A client over the feature repo at `repo` in environment `env`.
+
+        A repo whose registry was never written (`augrec features apply`) is a `ConfigError`
+        naming the commands that fill it; nothing is created in the repo.
+        """
         from augrec.features.store import open_store
 
-        return cls(open_store(repo, env, environ), **kwargs)
+        return cls(open_store(repo, env, environ, require_registry=True), **kwargs)
 
     def user_history(self, user_id: int) -> History:
         """The user's newest items, one online read."""

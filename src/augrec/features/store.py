@@ -71,16 +71,49 @@ def load_config(
     return config
 
 
+# `augrec run` (issue 8) is to do all three; name it here once it exists.
+FILL_COMMANDS = (
+    "`augrec features ingest --data DATA`, `augrec features apply` and "
+    "`augrec features materialize`"
+)
+
+
+def local_registry(config: Any, repo: Path) -> Path | None:
+    """The registry file of a file registry on this machine (None: remote or SQL registry)."""
+    reg = config.registry
+    path = reg if isinstance(reg, str) else getattr(reg, "path", None)
+    kind = getattr(reg, "registry_type", "file")
+    if kind != "file" or not path or "://" in str(path):
+        return None
+    path = Path(path)
+    return path if path.is_absolute() else repo / path
+
+
 def open_store(
-    repo: str | Path, env: str = DEFAULT_ENV, environ: Mapping[str, str] | None = None
+    repo: str | Path,
+    env: str = DEFAULT_ENV,
+    environ: Mapping[str, str] | None = None,
+    require_registry: bool = False,
 ) -> FeatureStore:
-    """A `FeatureStore` over `repo` configured for `env` (local: SQLite; redis: Redis)."""
+    """A `FeatureStore` over `repo` configured for `env` (local: SQLite; redis: Redis).
+
+    With `require_registry`, a local file registry that does not exist yet is an error naming
+    the commands that fill it, instead of Feast creating an empty one (readers do this: an
+    empty registry has nothing to read, and creating it writes into the repo).
+    """
     from feast import FeatureStore
 
     repo = Path(repo).resolve()
     if not repo.is_dir():
         raise ConfigError(f"--repo: no such feature repo directory: {repo}")
-    return FeatureStore(repo_path=str(repo), config=load_config(repo, env, environ))
+    config = load_config(repo, env, environ)
+    registry = local_registry(config, repo)
+    if require_registry and registry is not None and not registry.exists():
+        raise ConfigError(
+            f"feature repo {repo} is not set up (no registry at {registry}); "
+            f"fill it with {FILL_COMMANDS}"
+        )
+    return FeatureStore(repo_path=str(repo), config=config)
 
 
 @contextlib.contextmanager
@@ -201,7 +234,9 @@ def materialize(
     start, end = _utc(start), _utc(end)
     if start >= end:
         raise ConfigError(f"--start {start.isoformat()} must be before --end {end.isoformat()}")
-    with contextlib.redirect_stdout(sys.stderr), in_repo(store):
+    # Feast prints colorama codes whatever the stream; a pipe or log file gets them stripped.
+    out = sys.stderr if sys.stderr.isatty() else _PlainText(sys.stderr)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), in_repo(store):
         store.materialize(start_date=start, end_date=end, feature_views=views)
     return start, end
 
@@ -215,6 +250,29 @@ def in_repo(store: FeatureStore) -> Iterator[None]:
     """
     with contextlib.chdir(Path(store.repo_path).resolve()):
         yield
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class _PlainText(io.TextIOBase):
+    """A text stream that writes to `target` without ANSI escape sequences."""
+
+    def __init__(self, target: Any):
+        self.target = target
+
+    def write(self, text: str) -> int:
+        """Write `text` minus colour and cursor codes; returns the length given."""
+        self.target.write(_ANSI.sub("", text))
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the target."""
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        """Never a terminal: progress bars draw as plain lines."""
+        return False
 
 
 def _utc(t: datetime) -> datetime:

@@ -88,6 +88,18 @@ class Recommender(ABC):
         """
         return None
 
+    def popularity(self) -> torch.Tensor:
+        """Each item's popularity relative to the most popular one, [n_items + 1] in [0, 1].
+
+        What a server's popularity fallback scores with when it has no online counts.
+        Default: the model's score for an empty history read as a softmax, each item's
+        probability divided by the top item's (for SASRec, its learnt prior). Column 0 is 0.
+        """
+        scores = self.score([np.zeros(0, dtype=np.int64)])[0].float()
+        rel = torch.exp(scores - scores[1:].max())
+        rel[0] = 0.0
+        return rel
+
     # Persistence: models store their learned state as tensors/arrays plus their config.
     def state_dict(self) -> dict[str, Any]:
         """Learned state to persist (override in models that learn)."""

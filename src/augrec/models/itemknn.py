@@ -74,7 +74,7 @@ class ItemKNN(Recommender):
     def __init__(self, config: ItemKNNConfig, seed: int = 0):
         super().__init__(config, seed)
         self.sim: sp.csr_matrix | None = None
-        self.popularity = np.zeros(1, dtype=np.float32)
+        self.relative_pop = np.zeros(1, dtype=np.float32)
 
     @classmethod
     def grid(cls) -> list[dict[str, Any]]:
@@ -89,7 +89,7 @@ class ItemKNN(Recommender):
         self.n_items = split.n_items
         self.sim = cooccurrence_similarity(split.train, split.n_items, cfg.neighbors, cfg.shrink)
         pop = split.item_counts.astype(np.float32)
-        self.popularity = pop / max(float(pop.max()), 1.0)
+        self.relative_pop = pop / max(float(pop.max()), 1.0)
         return {"similarity_nnz": int(self.sim.nnz)}
 
     def score(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
@@ -107,9 +107,13 @@ class ItemKNN(Recommender):
         scores = np.asarray((h @ self.sim).todense(), dtype=np.float32)
         linked = scores > 0
         # Popularity in [0, 1] shifted to [-1, -0.5]: strictly below any linked item.
-        fallback = np.broadcast_to(self.popularity * 0.5 - 1.0, scores.shape)
+        fallback = np.broadcast_to(self.relative_pop * 0.5 - 1.0, scores.shape)
         scores = np.where(linked, scores, fallback)
         return torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
+
+    def popularity(self) -> torch.Tensor:
+        """Training counts divided by the largest (the vector unlinked items are ranked by)."""
+        return torch.from_numpy(self.relative_pop.copy())
 
     def item_similarity(self, items: np.ndarray) -> torch.Tensor:
         """The items' rows of the pruned similarity matrix; unlinked items are -inf."""
@@ -125,7 +129,7 @@ class ItemKNN(Recommender):
             "indptr": torch.from_numpy(self.sim.indptr.astype(np.int64)),
             "indices": torch.from_numpy(self.sim.indices.astype(np.int64)),
             "data": torch.from_numpy(self.sim.data),
-            "popularity": torch.from_numpy(self.popularity),
+            "popularity": torch.from_numpy(self.relative_pop),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -135,5 +139,5 @@ class ItemKNN(Recommender):
             (state["data"].numpy(), state["indices"].numpy(), state["indptr"].numpy()),
             shape=(n, n),
         )
-        self.popularity = state["popularity"].numpy()
+        self.relative_pop = state["popularity"].numpy()
         self.n_items = n - 1

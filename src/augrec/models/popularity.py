@@ -38,6 +38,10 @@ class Popularity(Recommender):
         """The same count vector for every history."""
         return self.counts[None, :].repeat(len(histories), 1)
 
+    def popularity(self) -> torch.Tensor:
+        """Training counts divided by the largest."""
+        return self.counts / max(float(self.counts.max()), 1.0)
+
     def state_dict(self) -> dict[str, Any]:
         """The count vector."""
         return {"counts": self.counts}

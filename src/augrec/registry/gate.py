@@ -241,10 +241,15 @@ def check_floor(ctx: _Context) -> Check:
     }
     problems = []
     if not cand > need:
-        problems.append(f"NDCG@10 {cand:.4f} does not beat popularity x {f.popularity_factor:g}")
+        problems.append(
+            f"NDCG@10 {cand:.4f} does not beat popularity {pop_ndcg:.4f} "
+            f"x factor {f.popularity_factor:g} = {need:.4f}"
+        )
     if f.min_ndcg10 is not None and cand < f.min_ndcg10:
         problems.append(f"NDCG@10 {cand:.4f} is below the floor {f.min_ndcg10:.4f}")
-    summary = f"NDCG@10 {cand:.4f} vs popularity {pop_ndcg:.4f} (x{f.popularity_factor:g})"
+    summary = f"NDCG@10 {cand:.4f} > popularity {pop_ndcg:.4f}"
+    if f.popularity_factor != 1:
+        summary += f" x factor {f.popularity_factor:g} = {need:.4f}"
     if problems:
         return Check("floor", "fail", "; ".join(problems), details)
     return Check("floor", "pass", summary, details)

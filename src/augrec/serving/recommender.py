@@ -11,8 +11,10 @@ cannot personalise get the popularity fallback, flagged:
   popularity, and either way `fallback_reason: feature_store_unavailable`.
 
 Popularity is the online `item_popularity.events_total` of each catalog item, read once at
-start; without a store it is the model's own score for an empty history (popularity for the
-popularity and item-kNN models, the learnt prior for SASRec).
+start; without a store it is the model's own (`Recommender.popularity`: training counts for
+the popularity and item-kNN models, the learnt prior for SASRec). Either way a popularity
+answer scores each item relative to the most popular one: 1.0 is the top item, 0.5 half as
+popular.
 
 Ids in requests and responses are the catalog's own; the model works on encoded ids.
 """
@@ -86,7 +88,7 @@ class Recommender:
             loaded.model.name,
             rec.n_items,
             time.perf_counter() - t0,
-            "ok" if features.client is not None else features.error,
+            "ok" if features.client is not None else "unavailable (see the warning above)",
         )
         return rec
 
@@ -214,14 +216,26 @@ class Recommender:
         got = self.features.catalog(self.item_ids[1:].tolist())
         if got is not None:
             categories, counts = got
+            if not counts.any() and all(c is None for c in categories):
+                from augrec.features.store import FILL_COMMANDS
+
+                log.warning(
+                    "feature store %s holds no item or user rows: every answer will be a "
+                    "popularity fallback until you fill it with %s",
+                    getattr(self.features.store, "repo_path", "?"),
+                    FILL_COMMANDS,
+                )
             masks: dict[str, np.ndarray] = {}
             for enc, cat in enumerate(categories, start=1):
                 if cat is not None:
                     masks.setdefault(cat, np.zeros(self.n_items + 1, dtype=bool))[enc] = True
             self.categories = masks
-            return torch.from_numpy(np.concatenate([[0.0], counts]).astype(np.float32)), "store"
-        log.warning("no item popularity from the feature store; falling back to the model's")
-        return self.model.score([np.zeros(0, dtype=np.int64)])[0].float(), "model"
+            # One scale for every popularity answer: 1.0 is the most popular item.
+            relative = np.concatenate([[0.0], counts]) / max(float(np.max(counts, initial=0)), 1.0)
+            return torch.from_numpy(relative.astype(np.float32)), "store"
+        if self.features.client is not None:  # else opening it already said why, once
+            log.warning("no item popularity from the feature store; falling back to the model's")
+        return self.model.popularity().float(), "model"
 
     def _check_contract(self) -> tuple[str, list[str]]:
         """Does the store serve the feature definitions the model was trained with?"""
