@@ -82,11 +82,12 @@ def print_metrics_table(runs: list[dict[str, Any]], names: list[str] | None = No
 
 
 Home = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--home",
-        help="BentoML home holding the registry (default: $BENTOML_HOME, else ~/bentoml).",
-        envvar="BENTOML_HOME",
+        help="The registry: a BentoML home (default: $BENTOML_HOME, else ~/bentoml) or an "
+        "object-storage URI such as s3://bucket/registry (see docs/registry.md).",
+        envvar=["AUGREC_REGISTRY", "BENTOML_HOME"],
         show_default=False,
     ),
 ]
