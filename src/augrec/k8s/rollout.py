@@ -73,13 +73,16 @@ class RolloutResult:
     status: dict[str, Any] = field(default_factory=dict)
 
 
-def rollout_state(deployment: dict[str, Any]) -> tuple[str, str]:
+def rollout_state(deployment: dict[str, Any], min_generation: int = 0) -> tuple[str, str]:
     """Judge a Deployment (as a dict) the way `kubectl rollout status` does.
+
+    `min_generation`: the generation our patch made (at least); the controller must have
+    observed it before the replica counts mean anything.
 
     Returns ("done" | "waiting" | "failed", a one-line description).
     """
     meta, spec, status = (deployment.get(k) or {} for k in ("metadata", "spec", "status"))
-    generation = int(meta.get("generation") or 0)
+    generation = max(int(meta.get("generation") or 0), min_generation)
     observed = int(status.get("observedGeneration") or 0)
     if observed < generation:
         return "waiting", f"waiting for generation {generation} to be observed (at {observed})"
@@ -188,9 +191,14 @@ def rollout(
         log(f"alias {alias}: {previous or '(unset)'} -> {tag}" if event else f"{alias} is {tag}")
         try:
             patched = _as_dict(api_client, _patch(apps, deployment, namespace, tag))
-            generation = (patched.get("metadata") or {}).get("generation")
+            # A changed template bumps the generation; wait for the controller to see it.
+            generation = int((patched.get("metadata") or {}).get("generation") or 0)
+            if old_annotation != tag:
+                generation = max(generation, int(before["metadata"].get("generation") or 0) + 1)
             log(f"Deployment {where}: {ANNOTATION}={tag} (generation {generation})")
-            status = _wait(apps, api_client, deployment, namespace, tag, timeout_s, poll_s, log)
+            status = _wait(
+                apps, api_client, deployment, namespace, tag, generation, timeout_s, poll_s, log
+            )
         except (RolloutError, client.ApiException) as exc:
             restored = _undo(
                 registry, apps, deployment, namespace, alias, tag, event, old_annotation, log
@@ -227,6 +235,7 @@ def _wait(
     name: str,
     namespace: str,
     tag: str,
+    generation: int,
     timeout_s: float,
     poll_s: float,
     log: Callable[[str], None],
@@ -247,7 +256,7 @@ def _wait(
                 tag,
                 status=status,
             )
-        state, line = rollout_state(obj)
+        state, line = rollout_state(obj, generation)
         if line != last:
             log(f"Deployment {where}: {line}")
             last = line
