@@ -124,6 +124,17 @@ RayStorage = Annotated[
     ),
 ]
 
+RayStaging = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-staging",
+        help="Object-storage URI (s3://bucket/prefix) the driver uploads local data to, so "
+        "workers on other nodes read it by URI (needs AUGREC_S3_ENDPOINT_URL / AWS_* there too).",
+        envvar="AUGREC_RAY_STAGING",
+        rich_help_panel=_RAY,
+    ),
+]
+
 
 def ray_config(
     num_workers: int,
@@ -132,6 +143,7 @@ def ray_config(
     ray_address: str | None,
     max_failures: int,
     ray_storage: Path | None,
+    ray_staging: str | None = None,
 ) -> RayConfig:
     """The typed Ray Train settings from the shared options."""
     from augrec.training.ray_train import RayConfig
@@ -143,4 +155,5 @@ def ray_config(
         ray_address=ray_address,
         max_failures=max_failures,
         storage_path=str(ray_storage.resolve()) if ray_storage else None,
+        staging=ray_staging,
     )

@@ -13,6 +13,7 @@ from augrec.cli.common import (
     MaxFailures,
     NumWorkers,
     RayAddress,
+    RayStaging,
     RayStorage,
     UseGpu,
     print_mapping,
@@ -50,6 +51,7 @@ def train(
     ray_address: RayAddress = None,
     max_failures: MaxFailures = 2,
     ray_storage: RayStorage = None,
+    ray_staging: RayStaging = None,
 ) -> None:
     """Train on the training split, select on validation, evaluate once on test.
 
@@ -67,7 +69,13 @@ def train(
     if out.exists() and not overwrite:
         raise AugrecError(f"--out: '{out}' already exists (pass --overwrite to replace it)")
     ray_cfg = ray_config(
-        num_workers, use_gpu, cpus_per_worker, ray_address, max_failures, ray_storage
+        num_workers,
+        use_gpu,
+        cpus_per_worker,
+        ray_address,
+        max_failures,
+        ray_storage,
+        ray_staging,
     )
     with progress() as bars:
         result = train_and_evaluate(
@@ -104,6 +112,7 @@ def augment_cmd(
     ray_address: RayAddress = None,
     max_failures: MaxFailures = 2,
     ray_storage: RayStorage = None,
+    ray_staging: RayStaging = None,
 ) -> None:
     """Write synthetic user behaviour for the training split, and a report on it.
 
@@ -135,7 +144,13 @@ def augment_cmd(
     from augrec.augment.pipeline import augment
 
     ray_cfg = ray_config(
-        num_workers, use_gpu, cpus_per_worker, ray_address, max_failures, ray_storage
+        num_workers,
+        use_gpu,
+        cpus_per_worker,
+        ray_address,
+        max_failures,
+        ray_storage,
+        ray_staging,
     )
     synth, info = augment(split, aug_cfg, seed=seed, ray=(data, split_cfg, ray_cfg))
     synth.meta["data"] = str(data)
