@@ -135,12 +135,16 @@ def local_copy(uri: str | os.PathLike[str], kind: str = "data") -> Path:
     if not is_remote(uri):
         return Path(strip_file_scheme(uri))
     uri = str(uri)
-    out = cache_dir_for(uri, kind)
+    tree = cache_dir_for(uri, kind)  # a directory's copy
+    single = tree.with_name(tree.name + "-file")  # holds a single object's copy
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    for cached in (tree, single / name):
+        if cached.exists():  # no request at all: the copy is immutable, like its source
+            return cached
     fs, path = filesystem(uri)
     is_dir = fs.isdir(path)
-    target = out if is_dir else out / path.rstrip("/").rsplit("/", 1)[-1]
-    if target.exists():
-        return target
+    out = tree if is_dir else single
+    target = out if is_dir else out / name
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

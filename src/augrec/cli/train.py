@@ -28,7 +28,12 @@ log = logging.getLogger("augrec")
 
 def train(
     data: Annotated[
-        Path, typer.Option("--data", help="Interactions file (any supported format) or directory.")
+        str,
+        typer.Option(
+            "--data",
+            help="Interactions file (any supported format) or directory; a path or a URI "
+            "such as s3://bucket/data/shop.",
+        ),
     ],
     model: Annotated[str, typer.Option("--model", help="popularity, itemknn or sasrec.")],
     out: Annotated[Path, typer.Option("--out", help="Run directory to write (atomically).")],
@@ -88,7 +93,9 @@ def train(
 
 
 def augment_cmd(
-    data: Annotated[Path, typer.Option("--data", help="Interactions file or directory.")],
+    data: Annotated[
+        str, typer.Option("--data", help="Interactions file or directory (a path or a URI).")
+    ],
     method: Annotated[
         str, typer.Option(help="none | heuristic | mle | gan (see docs/augmentation.md).")
     ],

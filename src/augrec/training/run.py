@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from augrec import storage
 from augrec.config import TrainConfig
 from augrec.data.loaders import load_dataset
 from augrec.data.splits import Split, make_split
@@ -67,7 +68,7 @@ def train_and_evaluate(
     t0 = time.perf_counter()
     ds = load_dataset(data)
     data_source = {
-        "path": str(Path(data).resolve()),
+        "path": str(data) if storage.is_remote(data) else str(Path(data).resolve()),
         "format": ds.source_format,
         **fingerprint_files(ds.files),
     }
