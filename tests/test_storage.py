@@ -42,3 +42,13 @@ def test_augrec_train_reads_data_by_uri_and_records_it(
     assert run_cli("train", "--data", uri, "--model", "popularity", "--out", str(out)) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["data"]["path"] == uri
+
+
+def test_a_registry_uri_reaches_serving_workers_as_augrec_registry():
+    from augrec.serving.config import ServingConfig
+
+    env = ServingConfig(home="s3://models/augrec").to_env()
+    assert env["AUGREC_REGISTRY"] == "s3://models/augrec" and "BENTOML_HOME" not in env
+    assert ServingConfig.from_env(env).home == "s3://models/augrec"
+    local = ServingConfig(home="/var/lib/bentoml").to_env()
+    assert local["BENTOML_HOME"] == "/var/lib/bentoml" and "AUGREC_REGISTRY" not in local
