@@ -24,10 +24,10 @@ import yaml
 
 from augrec.augment.generator import ReverseGenerator
 from augrec.augment.outputs import attack_samples
-from augrec.augment.pipeline import AugmentConfig, member_mask
+from augrec.augment.pipeline import AugmentConfig
 from augrec.augment.report_stats import mia_auc
 from augrec.data.loaders import load_dataset
-from augrec.data.splits import leave_one_out
+from augrec.data.splits import leave_one_out, member_mask
 from augrec.models.sasrec import SASRecConfig
 
 

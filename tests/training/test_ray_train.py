@@ -1,6 +1,7 @@
 """Ray Train on a real two-node local cluster: data-parallel quality and worker-failure recovery."""
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -20,7 +21,7 @@ PARAMS = {"epochs": 8, "eval_every": 2, "hidden": 32, "dropout": 0.2, "batch_siz
 
 
 @pytest.fixture(scope="module")
-def two_node_cluster():
+def two_node_cluster(s3_server, tmp_path_factory):
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
     from ray.cluster_utils import Cluster
@@ -33,6 +34,10 @@ def two_node_cluster():
     cluster.add_node(num_cpus=2)
     kwargs = ray_init_kwargs()
     kwargs.pop("include_dashboard")
+    # Workers reach the S3 server as pods would (the chart passes these from a Secret), and
+    # fetch into a cache of their own.
+    worker_cache = str(tmp_path_factory.mktemp("worker-cache"))
+    kwargs["runtime_env"]["env_vars"] = {**s3_server.env(), "AUGREC_CACHE_DIR": worker_cache}
     ray.init(address=cluster.address, **kwargs)
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     yield cluster
@@ -99,17 +104,35 @@ def test_killed_worker_resumes_from_last_checkpoint(two_node_cluster, synthetic_
     assert run.metrics()["test"]["ndcg@10"] > 0.05
 
 
-def test_generator_pretrains_on_ray_workers(two_node_cluster, synthetic_dir, tmp_path):
+def test_generator_pretrains_on_ray_workers_from_s3(
+    two_node_cluster, synthetic_dir, s3_server, tmp_path, monkeypatch
+):
+    """The workers read the data from S3: the driver's own copy is gone before they start."""
     from augrec.augment.pipeline import AugmentConfig, augment
     from augrec.config import SplitConfig
     from augrec.data.loaders import load_dataset
     from augrec.data.splits import leave_one_out
+    from augrec.training import ray_train
 
-    split = leave_one_out(load_dataset(synthetic_dir))
+    local = tmp_path / "driver" / "shop"
+    shutil.copytree(synthetic_dir, local)
+    staged = []
+
+    def stage_then_delete(path, cfg):
+        uri = real_stage(path, cfg)
+        shutil.rmtree(local)  # from here on, the driver's path exists nowhere
+        staged.append(uri)
+        return uri
+
+    real_stage = ray_train.stage
+    monkeypatch.setattr(ray_train, "stage", stage_then_delete)
+    split = leave_one_out(load_dataset(local))
     cfg = AugmentConfig(method="mle", generator={"epochs": 2, "hidden": 16})
-    synth, info = augment(
-        split, cfg, seed=0, ray=(synthetic_dir, SplitConfig(), ray_cfg(tmp_path, run_name="gen"))
-    )
+    staging = s3_server.uri("staging")
+    rcfg = ray_cfg(tmp_path, run_name="gen", staging=staging)
+    synth, info = augment(split, cfg, seed=0, ray=(local, SplitConfig(), rcfg))
+    assert not local.exists() and info["mle"]["data_uri"] == staged[0]
+    assert staged[0].startswith(f"{staging}/shop-")
     assert info["mle"]["num_workers"] == 2 and info["mle"]["epochs_run"] == 2
     assert synth.n_interactions > 0
     # the pre-trained generator prefers real histories to shuffled ones

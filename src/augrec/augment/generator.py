@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
 
 from augrec.models.sasrec import SASRecConfig, SASRecNet, pad_left
 from augrec.training.loop import FitResult, train_sequences
@@ -141,3 +142,85 @@ class ReverseGenerator:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore weights."""
         self.net.load_state_dict(state)
+
+
+# ---- distributed maximum likelihood (Ray Train) --------------------------------------------
+
+
+class GeneratorJob(BaseModel):
+    """What `fit_worker` needs beyond the launcher's `JobSpec` (its `config`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    split: dict[str, Any]  # SplitConfig values
+    params: dict[str, Any]  # SASRecConfig values of the generator
+    holdout_share: float = 0.0
+
+
+def fit_worker(spec: Any, ctx: Any) -> None:
+    """Ray Train worker entry: maximum likelihood on member users' reversed histories.
+
+    `spec` is the launcher's `JobSpec` (dataset URI, seed, a `GeneratorJob` as `config`);
+    `ctx` its `WorkerContext`. Every worker rebuilds the split and the member mask from the
+    same data and seed.
+    """
+    from augrec.config import SplitConfig
+    from augrec.data.loaders import load_dataset
+    from augrec.data.splits import make_split, member_mask
+    from augrec.training.loop import LossModule
+    from augrec.training.progress import ConsoleReporter
+
+    job = GeneratorJob(**spec.config)
+    split_cfg = SplitConfig(**job.split)
+    ds = load_dataset(ctx.local(spec.data))
+    split = make_split(ds, split_cfg.kind, split_cfg.test_cutoff, split_cfg.valid_cutoff)
+    cfg = SASRecConfig(**{**job.params, "device": str(ctx.device)})
+    gen = ReverseGenerator(split.n_items, cfg, seed=spec.seed)
+    members = member_mask(len(split.train), job.holdout_share, spec.seed)
+    sequences = reverse_all([s for s, m in zip(split.train, members, strict=True) if m])
+    net = gen.net.to(ctx.device)
+    reporter = ctx.reporter
+    if ctx.rank == 0:
+        prefix = f"[ray generator rank 0/{ctx.world_size}] "
+        reporter = reporter.also(ConsoleReporter(cfg.epochs, prefix=prefix))
+    train_sequences(
+        net,
+        sequences,
+        cfg,
+        seed=spec.seed,
+        reporter=reporter,
+        resume=ctx.resume,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        loss_module=ctx.prepare_model(LossModule(net, cfg)),
+    )
+
+
+def fit_with_ray(
+    gen: ReverseGenerator, data: Any, split: Any, ray_cfg: Any, holdout_share: float
+) -> dict[str, Any]:
+    """Maximum-likelihood pre-training of `gen` on Ray Train workers (`fit_worker`).
+
+    `data` is the dataset (a URI, or a local path `ray_train.stage` uploads when
+    `ray_cfg.staging` is set); `split` a `SplitConfig`; `ray_cfg` a `RayConfig`.
+    """
+    from augrec.training import ray_train
+
+    spec = ray_train.JobSpec(
+        entry="augrec.augment.generator:fit_worker",
+        data=ray_train.stage(data, ray_cfg),
+        seed=gen.seed,
+        config=GeneratorJob(
+            split=split.model_dump(),
+            params=gen.cfg.model_dump(exclude={"device"}),
+            holdout_share=holdout_share,
+        ).model_dump(),
+    )
+    state = ray_train.run_trainer(spec, ray_cfg)
+    gen.net.load_state_dict(state["net"])
+    return {
+        "epochs_run": state["epoch"],
+        "num_workers": ray_cfg.num_workers,
+        "data_uri": spec.data,
+        "seconds_per_epoch": round(state["elapsed"] / max(state["epoch"], 1), 3),
+    }

@@ -27,7 +27,7 @@ from augrec.augment.adversarial import AdversarialConfig, refine
 from augrec.augment.generator import ReverseGenerator
 from augrec.augment.heuristic import heuristic_sequences, nearest_neighbour
 from augrec.augment.synthetic_set import SyntheticSet, augmented_split
-from augrec.data.splits import Split
+from augrec.data.splits import Split, member_mask
 from augrec.evaluation.evaluate import rank_users
 from augrec.evaluation.metrics import ndcg, tail_items
 from augrec.models import build_model
@@ -76,12 +76,6 @@ class AugmentConfig(BaseModel):
     )
     adversarial: AdversarialConfig = AdversarialConfig(steps=100, select_every=50)
     selector: SelectorConfig = SelectorConfig()
-
-
-def member_mask(n_users: int, holdout_share: float, seed: int) -> np.ndarray:
-    """True for users whose training data may train the generator."""
-    rng = np.random.default_rng([seed, 7])
-    return rng.random(n_users) >= holdout_share
 
 
 def _real_items_per_user(split: Split) -> list[np.ndarray]:
@@ -169,9 +163,9 @@ def augment(
             gen_cfg.epochs,
         )
         if ray is not None and ray[2].num_workers > 0:
-            from augrec.training.ray_train import fit_generator_with_ray
+            from augrec.augment.generator import fit_with_ray
 
-            info["mle"] = fit_generator_with_ray(gen, ray[0], ray[1], ray[2], cfg.holdout_share)
+            info["mle"] = fit_with_ray(gen, ray[0], ray[1], ray[2], cfg.holdout_share)
         else:
             mle_progress = ConsoleReporter(gen_cfg.epochs, prefix="generator (MLE) ")
             info["mle"] = gen.fit_mle(member_train, reporter=mle_progress).summary()

@@ -130,11 +130,12 @@ def print_metrics_table(runs: list[dict[str, Any]], names: list[str] | None = No
 
 
 Home = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--home",
-        help="BentoML home holding the registry (default: $BENTOML_HOME, else ~/bentoml).",
-        envvar="BENTOML_HOME",
+        help="The registry: a BentoML home (default: $BENTOML_HOME, else ~/bentoml) or an "
+        "object-storage URI such as s3://bucket/registry (see docs/registry.md).",
+        envvar=["AUGREC_REGISTRY", "BENTOML_HOME"],
         show_default=False,
     ),
 ]
@@ -171,6 +172,17 @@ RayStorage = Annotated[
     ),
 ]
 
+RayStaging = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-staging",
+        help="Object-storage URI (s3://bucket/prefix) the driver uploads local data to, so "
+        "workers on other nodes read it by URI (needs AUGREC_S3_ENDPOINT_URL / AWS_* there too).",
+        envvar="AUGREC_RAY_STAGING",
+        rich_help_panel=_RAY,
+    ),
+]
+
 
 def ray_config(
     num_workers: int,
@@ -179,6 +191,7 @@ def ray_config(
     ray_address: str | None,
     max_failures: int,
     ray_storage: Path | None,
+    ray_staging: str | None = None,
 ) -> RayConfig:
     """The typed Ray Train settings from the shared options."""
     from augrec.training.ray_train import RayConfig
@@ -190,4 +203,5 @@ def ray_config(
         ray_address=ray_address,
         max_failures=max_failures,
         storage_path=str(ray_storage.resolve()) if ray_storage else None,
+        staging=ray_staging,
     )

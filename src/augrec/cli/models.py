@@ -14,6 +14,7 @@ import typer
 from augrec.cli.common import Home, console
 
 if TYPE_CHECKING:
+    from augrec.registry.objstore import ObjectRegistry
     from augrec.registry.store import ModelVersion, Registry
 
 models_app = typer.Typer(
@@ -38,10 +39,10 @@ Ref = Annotated[
 ]
 
 
-def _registry(home: Path | None) -> Registry:
-    from augrec.registry.store import Registry
+def _registry(home: str | None) -> Registry | ObjectRegistry:
+    from augrec.registry.store import open_registry
 
-    return Registry(home)
+    return open_registry(home)
 
 
 def _fmt(value: Any) -> str:
@@ -96,11 +97,11 @@ def list_models(home: Home = None, as_json: AsJson = False) -> None:
         typer.echo("no versions yet: augrec models register RUN_DIR")
 
 
-def describe(reg: Registry, v: ModelVersion) -> dict[str, Any]:
+def describe(reg: Registry | ObjectRegistry, v: ModelVersion) -> dict[str, Any]:
     """Everything `show` prints, as one JSON-ready document."""
     return {
         "tag": v.tag,
-        "path": str(v.path),
+        "path": v.location,
         "created_at": v.created_at.isoformat(timespec="seconds"),
         "aliases": reg.aliases_of(v.tag),
         "integrity": v.verify() or "ok",

@@ -13,6 +13,7 @@ from augrec.cli.common import (
     MaxFailures,
     NumWorkers,
     RayAddress,
+    RayStaging,
     RayStorage,
     UseGpu,
     print_mapping,
@@ -27,7 +28,12 @@ log = logging.getLogger("augrec")
 
 def train(
     data: Annotated[
-        Path, typer.Option("--data", help="Interactions file (any supported format) or directory.")
+        str,
+        typer.Option(
+            "--data",
+            help="Interactions file (any supported format) or directory; a path or a URI "
+            "such as s3://bucket/data/shop.",
+        ),
     ],
     model: Annotated[str, typer.Option("--model", help="popularity, itemknn or sasrec.")],
     out: Annotated[Path, typer.Option("--out", help="Run directory to write (atomically).")],
@@ -50,6 +56,7 @@ def train(
     ray_address: RayAddress = None,
     max_failures: MaxFailures = 2,
     ray_storage: RayStorage = None,
+    ray_staging: RayStaging = None,
 ) -> None:
     """Train on the training split, select on validation, evaluate once on test.
 
@@ -67,7 +74,13 @@ def train(
     if out.exists() and not overwrite:
         raise AugrecError(f"--out: '{out}' already exists (pass --overwrite to replace it)")
     ray_cfg = ray_config(
-        num_workers, use_gpu, cpus_per_worker, ray_address, max_failures, ray_storage
+        num_workers,
+        use_gpu,
+        cpus_per_worker,
+        ray_address,
+        max_failures,
+        ray_storage,
+        ray_staging,
     )
     with progress() as bars:
         result = train_and_evaluate(
@@ -80,7 +93,9 @@ def train(
 
 
 def augment_cmd(
-    data: Annotated[Path, typer.Option("--data", help="Interactions file or directory.")],
+    data: Annotated[
+        str, typer.Option("--data", help="Interactions file or directory (a path or a URI).")
+    ],
     method: Annotated[
         str, typer.Option(help="none | heuristic | mle | gan (see docs/augmentation.md).")
     ],
@@ -108,6 +123,7 @@ def augment_cmd(
     ray_address: RayAddress = None,
     max_failures: MaxFailures = 2,
     ray_storage: RayStorage = None,
+    ray_staging: RayStaging = None,
 ) -> None:
     """Write synthetic user behaviour for the training split, and a report on it.
 
@@ -139,7 +155,13 @@ def augment_cmd(
     from augrec.augment.pipeline import augment
 
     ray_cfg = ray_config(
-        num_workers, use_gpu, cpus_per_worker, ray_address, max_failures, ray_storage
+        num_workers,
+        use_gpu,
+        cpus_per_worker,
+        ray_address,
+        max_failures,
+        ray_storage,
+        ray_staging,
     )
     synth, info = augment(split, aug_cfg, seed=seed, ray=(data, split_cfg, ray_cfg))
     synth.meta["data"] = str(data)

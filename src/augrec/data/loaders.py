@@ -90,7 +90,20 @@ def detect_format(path: Path) -> str:
 
 
 def load_dataset(path: str | Path, fmt: str | None = None) -> Dataset:
-    """Load and validate a dataset file; raises `DataValidationError` on a bad file."""
+    """Load and validate a dataset file; raises `DataValidationError` on a bad file.
+
+    `path` is a local file or directory, or a URI (`s3://bucket/data/beauty`) that is fetched
+    once into the local cache (`augrec.storage.local_copy`) and read from there.
+    """
+    from augrec import storage
+
+    if storage.is_remote(path):
+        try:
+            path = storage.local_copy(path)
+        except FileNotFoundError as exc:
+            raise DataValidationError(
+                str(path), [Problem("missing", "--data", 0, f"no such object: {path}")]
+            ) from exc
     path = Path(path)
     if not path.exists():
         raise DataValidationError(

@@ -202,3 +202,13 @@ def make_split(
     if kind == "temporal":
         return temporal(ds, test_cutoff=test_cutoff, valid_cutoff=valid_cutoff)
     raise ConfigError(f"split.kind: unknown value {kind!r}; expected one of {list(PROTOCOLS)}")
+
+
+def member_mask(n_users: int, holdout_share: float, seed: int) -> np.ndarray:
+    """True for users whose training data may train the generator (a seeded share is held out).
+
+    The held-out users give the privacy report real users the generator never saw; the
+    driver and every Ray worker draw the same mask from the same seed.
+    """
+    rng = np.random.default_rng([seed, 7])
+    return rng.random(n_users) >= holdout_share

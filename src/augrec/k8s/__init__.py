@@ -1,4 +1,4 @@
-"""Kubernetes adapters: render a KubeRay RayJob and launch it (`rayjob`, `launcher`).
+"""Kubernetes adapters: render and launch a KubeRay RayJob; roll the serving Deployment.
 
 Importing this package does not import `kubernetes`; the launcher loads it when it runs.
 """
@@ -20,6 +20,13 @@ from augrec.k8s.rayjob import (
     render_rayjob,
     unique_name,
 )
+from augrec.k8s.rollout import (
+    RolloutError,
+    RolloutFailed,
+    RolloutResult,
+    RolloutTimeout,
+    rollout,
+)
 
 __all__ = [
     "HeadConfig",
@@ -32,7 +39,12 @@ __all__ = [
     "RayJobTimeout",
     "Toleration",
     "WorkerConfig",
+    "RolloutError",
+    "RolloutFailed",
+    "RolloutResult",
+    "RolloutTimeout",
     "render_rayjob",
+    "rollout",
     "run_rayjob",
     "unique_name",
 ]

@@ -17,13 +17,12 @@ kernel drops the lock when its holder dies, so a crashed promote never wedges th
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from augrec.errors import RegistryError
 from augrec.io import file_lock, write_json
@@ -31,6 +30,23 @@ from augrec.registry.manifest import now_iso
 
 FORMAT = "augrec.aliases/1"
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+T = TypeVar("T")
+
+
+def empty() -> dict[str, Any]:
+    """The document of a registry where no alias was ever set."""
+    return {"format": FORMAT, "aliases": {}}
+
+
+def parse(text: str | bytes, where: Any) -> dict[str, Any]:
+    """Parse and check an alias document read from `where` (named in errors)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:  # only a hand edit can do this
+        raise RegistryError(f"{where} is not valid JSON: {exc}") from exc
+    if doc.get("format") != FORMAT:
+        raise RegistryError(f"{where} is not an alias file (format {FORMAT})")
+    return doc
 
 
 def check_alias(alias: str) -> str:
@@ -60,14 +76,8 @@ class AliasBook:
     def read(self) -> dict[str, Any]:
         """The whole document (an empty one when no alias was ever set)."""
         if not self.path.exists():
-            return {"format": FORMAT, "aliases": {}}
-        try:
-            doc = json.loads(self.path.read_text())
-        except json.JSONDecodeError as exc:  # only a hand edit can do this
-            raise RegistryError(f"{self.path} is not valid JSON: {exc}") from exc
-        if doc.get("format") != FORMAT:
-            raise RegistryError(f"{self.path} is not an alias file (format {FORMAT})")
-        return doc
+            return empty()
+        return parse(self.path.read_text(), self.path)
 
     def current(self) -> dict[str, str]:
         """Every alias that is set, mapped to the tag it points at."""
@@ -77,13 +87,17 @@ class AliasBook:
         """The tag an alias points at, or None."""
         return self.current().get(alias)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, Any]]:
-        """Exclusive read-modify-write: yields the document; writes it back if the block ends."""
+    def _update(self, change: Callable[[dict[str, Any]], T]) -> T:
+        """Exclusive read-modify-write: `change` edits the document, which is then written.
+
+        If `change` raises, nothing is written. Subclasses on other storage keep this
+        contract (see `augrec.registry.objstore.ObjectAliasBook`).
+        """
         with file_lock(self.lock_path):
             doc = self.read()
-            yield doc
+            result = change(doc)
             write_json(self.path, doc)
+            return result
 
     def set(
         self,
@@ -97,7 +111,8 @@ class AliasBook:
         `check(tag)` runs under the lock (e.g. "the version exists") and may raise.
         """
         check_alias(alias)
-        with self._locked() as doc:
+
+        def change(doc: dict[str, Any]) -> dict[str, Any] | None:
             if check is not None:
                 check(tag)
             state = doc["aliases"].setdefault(alias, {"tag": None, "previous": [], "history": []})
@@ -108,12 +123,15 @@ class AliasBook:
                 state["previous"].append(old)
             return self._move(state, "promote", old, tag, note)
 
+        return self._update(change)
+
     def rollback(
         self, alias: str, note: str = "", check: Callable[[str], None] | None = None
     ) -> dict[str, Any]:
         """Point `alias` back at the version it pointed at before its last promote."""
         check_alias(alias)
-        with self._locked() as doc:
+
+        def change(doc: dict[str, Any]) -> dict[str, Any]:
             state = doc["aliases"].get(alias)
             if not state or not state.get("tag"):
                 raise RegistryError(f"alias {alias!r} is not set; nothing to roll back")
@@ -127,6 +145,8 @@ class AliasBook:
                 check(target)
             state["previous"].pop()
             return self._move(state, "rollback", state["tag"], target, note)
+
+        return self._update(change)
 
     @staticmethod
     def _move(state: dict[str, Any], action: str, old: str | None, new: str, note: str) -> dict:

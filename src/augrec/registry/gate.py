@@ -159,14 +159,16 @@ def _read(path: Path) -> dict[str, Any]:
 
 def check_data(ctx: _Context, data: str | Path | None) -> Check:
     """Load the training data, prove it is the data the candidate saw, rebuild the split."""
+    from augrec import storage
     from augrec.config import SplitConfig
     from augrec.data.loaders import load_dataset
     from augrec.data.splits import make_split
 
     recorded = ctx.manifest["data"]
-    path = Path(data) if data is not None else Path(recorded["path"])
+    path = data if data is not None else recorded["path"]
+    path = str(path) if storage.is_remote(path) else Path(path)  # a URI is fetched by the loader
     details = {"path": str(path), "fingerprint": recorded["fingerprint"]}
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         return Check(
             "data",
             "fail",

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from augrec.models.base import Recommender
+    from augrec.registry.objstore import ObjectRegistry
 
 NAME_PREFIX = "augrec"
 MANAGED_BY = ("managed-by", "augrec")  # the label that marks our models in a shared store
@@ -87,47 +88,192 @@ class ModelVersion:
         """The version part of the tag."""
         return self.tag.split(":")[1]
 
+    @property
+    def location(self) -> str:
+        """Where the version's files are kept (a local path here; a URI on object storage)."""
+        return str(self.path)
+
+    def _read_json(self, name: str) -> dict[str, Any] | None:
+        return rundir.read_json(self.path, name)
+
+    def fetch(self) -> Path:
+        """A local directory holding the version's files (here: where they already are)."""
+        return self.path
+
     @cached_property
     def manifest(self) -> dict[str, Any]:
         """The run manifest (lineage)."""
-        return rundir.read_json(self.path, rundir.MANIFEST) or {}
+        return self._read_json(rundir.MANIFEST) or {}
 
     @cached_property
     def metrics(self) -> dict[str, Any]:
         """The run's metrics.json."""
-        return rundir.read_json(self.path, rundir.METRICS) or {}
+        return self._read_json(rundir.METRICS) or {}
 
     @cached_property
     def gate(self) -> dict[str, Any] | None:
         """The gate verdict the run carried when registered, if any."""
-        return rundir.read_json(self.path, rundir.GATE)
+        return self._read_json(rundir.GATE)
 
     @cached_property
     def features(self) -> dict[str, Any] | None:
         """The Feast feature contract (features.json), if the run recorded one."""
-        return rundir.read_json(self.path, rundir.FEATURES)
+        return self._read_json(rundir.FEATURES)
 
     def verify(self) -> list[str]:
         """Integrity problems: files missing or changed since registration (empty = intact)."""
-        problems = []
-        for name, digest in self.metadata.get("files", {}).items():
-            f = self.path / name
-            if not f.exists():
-                problems.append(f"{name} is missing")
-            elif file_sha256(f) != digest:
-                problems.append(f"{name} changed since registration (sha256 differs)")
-        if not self.metadata.get("files"):
-            problems.append("no file digests recorded (not registered by augrec?)")
-        return problems
+        return check_files(self.fetch(), self.metadata)
 
     def load(self, device: str | None = None) -> tuple[Recommender, np.ndarray]:
         """Check integrity, then rebuild the model and its item ids (see `rundir.load_model`)."""
         if problems := self.verify():
             raise RegistryError(f"{self.tag} failed its integrity check: " + "; ".join(problems))
-        return rundir.load_model(self.path, device=device)
+        return rundir.load_model(self.fetch(), device=device)
 
 
-class Registry:
+def check_files(path: Path, metadata: dict[str, Any]) -> list[str]:
+    """Integrity problems of a version's files in `path` against the digests in `metadata`."""
+    problems = []
+    for name, digest in metadata.get("files", {}).items():
+        f = path / name
+        if not f.exists():
+            problems.append(f"{name} is missing")
+        elif file_sha256(f) != digest:
+            problems.append(f"{name} changed since registration (sha256 differs)")
+    if not metadata.get("files"):
+        problems.append("no file digests recorded (not registered by augrec?)")
+    return problems
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A run directory checked and described for registration (see `prepare_registration`)."""
+
+    run: Path
+    run_id: str
+    name: str
+    files: list[str]
+    labels: dict[str, str]
+    metadata: dict[str, Any]
+
+
+def prepare_registration(run_dir: str | os.PathLike[str], require_gate: bool) -> Registration:
+    """Check a run directory and build the version's name, labels and metadata.
+
+    Metadata holds the sha256 of every file (checked before any load, promote or export), the
+    headline test metrics and the manifest; labels mark the version as augrec's.
+
+    Raises:
+        RegistryError: not a run directory, or `require_gate` and the run has no passing
+            `gate.json` for exactly this model file.
+    """
+    run = Path(run_dir).resolve()
+    missing = rundir.missing_files(run)
+    if missing:
+        msg = f"{run_dir}: not a complete run directory (missing {', '.join(missing)})"
+        if rundir.MANIFEST in missing:
+            msg += "; runs from before manifests existed must be trained again"
+        raise RegistryError(msg)
+    manifest = rundir.read_json(run, rundir.MANIFEST) or {}
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise RegistryError(f"{run / rundir.MANIFEST}: not a run manifest ({MANIFEST_FORMAT})")
+    metrics = rundir.read_metrics(run)
+    files = rundir.present_files(run)
+    digests = {f: file_sha256(run / f) for f in files}
+    gate = rundir.read_json(run, rundir.GATE)
+    gate_status = "none" if gate is None else "passed" if gate.get("passed") else "failed"
+    if require_gate:
+        check_gate_for_run(gate, manifest, digests[rundir.MODEL], run)
+    labels = {
+        MANAGED_BY[0]: MANAGED_BY[1],
+        "dataset": manifest["dataset"],
+        "model": manifest["model"]["name"],
+        "protocol": manifest["protocol"],
+        "run-id": manifest["run_id"],
+        "data-fingerprint": manifest["data"]["fingerprint"],
+        "gate": gate_status,
+    }
+    metadata = _no_none(
+        {
+            "run_dir": str(run),
+            "test": {k: metrics["test"][k] for k in HEADLINE if k in metrics["test"]},
+            "files": digests,
+            "manifest": manifest,
+        }
+    )
+    return Registration(
+        run=run,
+        run_id=manifest["run_id"],
+        name=model_name(manifest["dataset"], manifest["model"]["name"]),
+        files=files,
+        labels=labels,
+        metadata=metadata,
+    )
+
+
+class AliasedVersions:
+    """What every registry does the same way once it can `get` versions and has `aliases`."""
+
+    aliases: AliasBook
+
+    def get(self, ref: str) -> ModelVersion:  # pragma: no cover - defined by subclasses
+        """Resolve a reference (alias, tag, model name or version) to one version."""
+        raise NotImplementedError
+
+    def champion(self, alias: str = "production") -> Champion:
+        """What `alias` points at, for the gate's regression check (see `gate.Champion`)."""
+        tag = self.aliases.get(alias)
+        if tag is None:
+            return Champion()
+        try:
+            return Champion(tag, self.get(tag))
+        except RegistryError as exc:
+            return Champion(tag, error=str(exc))
+
+    def aliases_of(self, tag: str) -> list[str]:
+        """Aliases that point at `tag`."""
+        return sorted(a for a, t in self.aliases.current().items() if t == tag)
+
+    def _check_servable(self, tag: str) -> None:
+        version = self.get(tag)
+        if problems := version.verify():
+            raise RegistryError(f"{tag} failed its integrity check: " + "; ".join(problems))
+
+    def promote(
+        self, ref: str, alias: str = "production", note: str = ""
+    ) -> tuple[ModelVersion, dict[str, Any] | None]:
+        """Point `alias` at a version (atomic; the old target is kept for rollback).
+
+        Returns the version and the history event (None when the alias already pointed there).
+        """
+        version = self.get(ref)
+        event = self.aliases.set(alias, version.tag, note=note, check=self._check_servable)
+        return version, event
+
+    def rollback(
+        self, alias: str = "production", note: str = ""
+    ) -> tuple[ModelVersion, dict[str, Any]]:
+        """Point `alias` back at the version it pointed at before its last promote."""
+        event = self.aliases.rollback(alias, note=note, check=self._check_servable)
+        return self.get(event["to"]), event
+
+
+def open_registry(home: str | os.PathLike[str] | None = None) -> Registry | ObjectRegistry:
+    """The registry at `home`: a URI (`s3://bucket/prefix`) or a BentoML home (the default).
+
+    A BentoML home is local disk (`$BENTOML_HOME`, else `~/bentoml`); a URI keeps versions
+    and aliases on object storage, where pods on other nodes read them (see `objstore`).
+    """
+    from augrec import storage
+
+    if home is not None and storage.is_remote(home):
+        from augrec.registry.objstore import ObjectRegistry
+
+        return ObjectRegistry(str(home))
+    return Registry(storage.strip_file_scheme(home) if home is not None else None)
+
+
+class Registry(AliasedVersions):
     """Immutable model versions in the BentoML store, and the aliases that point at them."""
 
     def __init__(self, home: str | os.PathLike[str] | None = None):
@@ -213,20 +359,6 @@ class Registry:
             raise RegistryError(f"{model.tag} is a BentoML model, but not one augrec registered")
         return self._version(model)
 
-    def champion(self, alias: str = "production") -> Champion:
-        """What `alias` points at, for the gate's regression check (see `gate.Champion`)."""
-        tag = self.aliases.get(alias)
-        if tag is None:
-            return Champion()
-        try:
-            return Champion(tag, self.get(tag))
-        except RegistryError as exc:
-            return Champion(tag, error=str(exc))
-
-    def aliases_of(self, tag: str) -> list[str]:
-        """Aliases that point at `tag`."""
-        return sorted(a for a, t in self.aliases.current().items() if t == tag)
-
     # ---- writing -------------------------------------------------------------------------
 
     def register(
@@ -243,76 +375,17 @@ class Registry:
         """
         import bentoml
 
-        run = Path(run_dir).resolve()
-        missing = rundir.missing_files(run)
-        if missing:
-            msg = f"{run_dir}: not a complete run directory (missing {', '.join(missing)})"
-            if rundir.MANIFEST in missing:
-                msg += "; runs from before manifests existed must be trained again"
-            raise RegistryError(msg)
-        manifest = rundir.read_json(run, rundir.MANIFEST) or {}
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise RegistryError(f"{run / rundir.MANIFEST}: not a run manifest ({MANIFEST_FORMAT})")
-        metrics = rundir.read_metrics(run)
-        files = rundir.present_files(run)
-        digests = {f: file_sha256(run / f) for f in files}
-        gate = rundir.read_json(run, rundir.GATE)
-        gate_status = "none" if gate is None else "passed" if gate.get("passed") else "failed"
-        if require_gate:
-            check_gate_for_run(gate, manifest, digests[rundir.MODEL], run)
-        name = model_name(manifest["dataset"], manifest["model"]["name"])
-        labels = {
-            MANAGED_BY[0]: MANAGED_BY[1],
-            "dataset": manifest["dataset"],
-            "model": manifest["model"]["name"],
-            "protocol": manifest["protocol"],
-            "run-id": manifest["run_id"],
-            "data-fingerprint": manifest["data"]["fingerprint"],
-            "gate": gate_status,
-        }
-        metadata = _no_none(
-            {
-                "run_dir": str(run),
-                "test": {k: metrics["test"][k] for k in HEADLINE if k in metrics["test"]},
-                "files": digests,
-                "manifest": manifest,
-            }
-        )
+        reg = prepare_registration(run_dir, require_gate)
         with file_lock(self.root / "register.lock"):
-            existing = [
-                v for v in self.versions(name) if v.labels.get("run-id") == manifest["run_id"]
-            ]
+            existing = [v for v in self.versions(reg.name) if v.labels.get("run-id") == reg.run_id]
             if existing:
                 return existing[0], False
             with bentoml.models.create(
-                name, labels=labels, metadata=metadata, _model_store=self._store
+                reg.name, labels=reg.labels, metadata=reg.metadata, _model_store=self._store
             ) as ref:
-                for f in files:
-                    shutil.copy2(run / f, ref.path_of(f))
+                for f in reg.files:
+                    shutil.copy2(reg.run / f, ref.path_of(f))
             return self.get(str(ref.tag)), True
-
-    def _check_servable(self, tag: str) -> None:
-        version = self.get(tag)
-        if problems := version.verify():
-            raise RegistryError(f"{tag} failed its integrity check: " + "; ".join(problems))
-
-    def promote(
-        self, ref: str, alias: str = "production", note: str = ""
-    ) -> tuple[ModelVersion, dict[str, Any] | None]:
-        """Point `alias` at a version (atomic; the old target is kept for rollback).
-
-        Returns the version and the history event (None when the alias already pointed there).
-        """
-        version = self.get(ref)
-        event = self.aliases.set(alias, version.tag, note=note, check=self._check_servable)
-        return version, event
-
-    def rollback(
-        self, alias: str = "production", note: str = ""
-    ) -> tuple[ModelVersion, dict[str, Any]]:
-        """Point `alias` back at the version it pointed at before its last promote."""
-        event = self.aliases.rollback(alias, note=note, check=self._check_servable)
-        return self.get(event["to"]), event
 
     def export(self, ref: str, dest: str) -> str:
         """Write a version as `<name>-<version>.bentomodel` into a folder.

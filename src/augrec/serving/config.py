@@ -29,6 +29,9 @@ ENV = {
     "torch_threads": "AUGREC_TORCH_THREADS",
     "max_request_bytes": "AUGREC_MAX_REQUEST_BYTES",
 }
+# A registry on object storage travels in its own variable: BENTOML_HOME must stay a local
+# folder, since BentoML itself reads it in every process it starts.
+REGISTRY_ENV = "AUGREC_REGISTRY"
 
 
 class ServingConfig(BaseModel):
@@ -41,7 +44,9 @@ class ServingConfig(BaseModel):
         description="registered version (alias, tag, name or version) or run directory; "
         "default: the `production` alias, else the newest registered version",
     )
-    home: str | None = Field(None, description="BentoML home of the registry")
+    home: str | None = Field(
+        None, description="the registry: a BentoML home, or a URI such as s3://bucket/registry"
+    )
     feature_repo: str | None = Field("feature_repo", description="Feast repo; empty: none")
     feature_env: str = Field("local", description="feature_store.<env>.yaml to use")
     grpc_host: str = "0.0.0.0"
@@ -68,6 +73,8 @@ class ServingConfig(BaseModel):
                     raw[field] = None
                 continue
             raw[field] = value
+        if environ.get(REGISTRY_ENV):
+            raw["home"] = environ[REGISTRY_ENV]
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -80,6 +87,9 @@ class ServingConfig(BaseModel):
         out = {}
         for field, var in ENV.items():
             value = getattr(self, field)
+            if field == "home" and value is not None and "://" in value:
+                out[REGISTRY_ENV] = value
+                continue
             if value is None and field == "home":
                 continue  # BentoML's own default; an empty BENTOML_HOME would mean the cwd
             if isinstance(value, bool):

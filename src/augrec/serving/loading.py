@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from augrec.models.base import Recommender as Model
+    from augrec.registry.objstore import ObjectRegistry
     from augrec.registry.store import ModelVersion, Registry
 
 DEFAULT_ALIAS = "production"
@@ -29,7 +30,7 @@ class LoadedModel:
     contract: dict[str, Any] | None  # features.json: the Feast services it was trained on
 
 
-def default_version(registry: Registry) -> ModelVersion:
+def default_version(registry: Registry | ObjectRegistry) -> ModelVersion:
     """The `production` alias, else the newest registered version."""
     from augrec.errors import RegistryError
 
@@ -46,15 +47,19 @@ def default_version(registry: Registry) -> ModelVersion:
 
 
 def describe(ref: str | None, home: str | Path | None = None) -> tuple[str, Path]:
-    """Resolve `ref` to (version, path) without loading the model (a fast check for the CLI)."""
+    """Resolve `ref` to (version, path) without loading the model (a fast check for the CLI).
+
+    `home` is a BentoML home or an object-storage URI; for a version on object storage the
+    path is its local cache directory, filled when the model is loaded.
+    """
     if ref and Path(ref).is_dir():
         path = Path(ref).resolve()
         if not rundir.is_run(path):
             raise ConfigError(f"--model: {ref} is a directory without model.pt (not a run?)")
         return f"run:{path.name}", path
-    from augrec.registry.store import Registry
+    from augrec.registry.store import open_registry
 
-    registry = Registry(home)
+    registry = open_registry(home)
     version = registry.get(ref) if ref else default_version(registry)
     return version.tag, version.path
 
@@ -62,14 +67,17 @@ def describe(ref: str | None, home: str | Path | None = None) -> tuple[str, Path
 def load(ref: str | None, home: str | Path | None = None) -> LoadedModel:
     """Load a model: `ref` is a run directory or anything `Registry.get` accepts.
 
-    A registered version is integrity-checked before it is loaded (see `ModelVersion.load`).
+    A registered version is integrity-checked before it is loaded (see `ModelVersion.load`);
+    one on object storage is first downloaded into the local cache.
     """
     version, path = describe(ref, home)
     if version.startswith("run:"):
         model, item_ids = rundir.load_model(path, device="cpu")
     else:
-        from augrec.registry.store import Registry
+        from augrec.registry.store import open_registry
 
-        model, item_ids = Registry(home).get(version).load(device="cpu")
+        registered = open_registry(home).get(version)
+        model, item_ids = registered.load(device="cpu")  # fetched and checked on the way
+        path = registered.fetch()
     contract = rundir.read_json(path, rundir.FEATURES)
     return LoadedModel(model, item_ids, version, path, contract)

@@ -1,24 +1,36 @@
 """Ray Train launcher: the only module that imports `ray.train` (ARCHITECTURE section 6).
 
-The worker function rebuilds the data split from the same file on every worker, wraps the
-plain torch loop (`training/loop.py`) in DDP (gloo on CPU, nccl on GPU), reports per-epoch
-metrics with a checkpoint from rank 0, and resumes from the latest checkpoint after a
-worker failure. The driver then loads the best validated weights into the model, so test
-evaluation happens once, in-process, exactly as without Ray.
+It knows how to run *a* worker function on Ray Train, not what the function does: a typed
+`JobSpec` names the entry by import path (`"augrec.augment.generator:fit_worker"`), the
+dataset by URI, and carries the entry's own settings; every worker resolves the entry and
+calls it with the spec and a `WorkerContext` (rank, device, DDP wrapping, the checkpoint to
+resume from, a reporter that forwards per-epoch metrics and rank 0's checkpoint). The
+launcher imports no domain code.
+
+Workers on other nodes share no disk with the driver, so they get URIs, never the driver's
+paths: `stage` uploads a local input to `RayConfig.staging` (object storage) under a
+content-addressed name and returns its URI; workers fetch it once per machine through
+`augrec.storage` (fsspec; `AUGREC_S3_ENDPOINT_URL` and the AWS variables must be set on
+the workers too). Without `staging`, a local path is handed over as it is, which only works
+where every node mounts the same disk (one machine, or a shared volume).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from augrec.config import SplitConfig
+from augrec import storage
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
@@ -37,23 +49,86 @@ class RayConfig(BaseModel):
     max_failures: int = Field(2, ge=-1, description="worker-group restarts; -1 = unlimited")
     storage_path: str | None = Field(None, description="checkpoints; default ~/ray_results")
     run_name: str | None = Field(None, description="same name + storage resumes a run")
+    staging: str | None = Field(
+        None,
+        description="object-storage URI (s3://bucket/prefix) the driver uploads local inputs "
+        "to, so workers on other nodes read them by URI; None: hand over local paths",
+    )
 
 
-class WorkerJob(BaseModel):
-    """Everything a worker needs, as JSON-able values (Ray's `train_loop_config`).
+class JobSpec(BaseModel):
+    """What every worker runs, as JSON-able values (Ray's `train_loop_config`).
 
-    `task` is "recommender" (fit a model, validating on rank 0) or "generator" (maximum
-    likelihood of the reverse generator on member users' reversed histories).
+    `entry` is `"package.module:function"`, called on each worker as `function(spec, ctx)`;
+    `config` is the entry's own typed settings, dumped (the entry validates them).
     """
 
-    task: Literal["recommender", "generator"] = "recommender"
-    data: str
-    split: dict[str, Any]
-    model: str
-    params: dict[str, Any]
-    seed: int
-    augment: str | None = None
-    holdout_share: float = 0.0
+    model_config = ConfigDict(extra="forbid")
+
+    entry: str = Field(pattern=r"^[\w.]+:\w+$")
+    data: str = Field(description="dataset URI (s3://..., or a path every node can read)")
+    seed: int = 0
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass
+class WorkerContext:
+    """What the launcher gives a worker entry: where it runs and how to report."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+    resume: dict[str, Any] | None  # the latest checkpoint's state after a restart
+    reporter: Any  # `report(metrics, checkpoint=None)`; rank 0's checkpoint is kept
+    prepare_model: Callable[[torch.nn.Module], torch.nn.Module]  # DDP wrapping
+
+    @staticmethod
+    def local(uri: str) -> Path:
+        """A local path holding what `uri` names (fetched once per machine, then cached)."""
+        return storage.local_copy(uri)
+
+
+def resolve_entry(entry: str) -> Callable[[JobSpec, WorkerContext], None]:
+    """Import `"package.module:function"` and return the function."""
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(f.relative_to(path).as_posix().encode() if path.is_dir() else f.name.encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def stage(path: str | os.PathLike[str], ray_cfg: RayConfig) -> str:
+    """The URI workers read `path` from: uploaded to `ray_cfg.staging` when it is local.
+
+    The upload is named by content (`<staging>/<name>-<sha256 prefix>`), so a changed file
+    gets a new URI and no worker's cached copy is ever stale; an unchanged one is not
+    uploaded again.
+    """
+    if storage.is_remote(path):
+        return str(path)
+    local = Path(storage.strip_file_scheme(path)).resolve()
+    if ray_cfg.staging is None:
+        if ray_cfg.ray_address is not None:
+            log.warning(
+                "workers get the driver-local path %s: set staging (object storage) unless "
+                "every node mounts it",
+                local,
+            )
+        return str(local)
+    uri = storage.join(ray_cfg.staging, f"{local.name}-{_digest(local)}")
+    fs, target = storage.filesystem(uri)
+    if not fs.exists(target):
+        storage.upload(local, uri)
+        log.info("staged %s at %s", local, uri)
+    return uri
 
 
 class _RayReporter:
@@ -62,6 +137,11 @@ class _RayReporter:
     def __init__(self, rank: int, extra: Any = None):
         self.rank = rank
         self.extra = extra
+
+    def also(self, extra: Any) -> _RayReporter:
+        """Also pass every report to `extra` (e.g. a console progress line on rank 0)."""
+        self.extra = extra
+        return self
 
     def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> None:
         import ray.train
@@ -102,71 +182,35 @@ def _load_state(checkpoint: Any) -> dict[str, Any]:
 
 
 def train_worker(config: dict[str, Any]) -> None:
-    """Runs on every Ray Train worker."""
+    """Runs on every Ray Train worker: resolve the spec's entry and call it."""
     import ray.train
     import ray.train.torch
 
-    from augrec.data.loaders import load_dataset
-    from augrec.data.splits import make_split
-    from augrec.evaluation.evaluate import validation_ndcg
-    from augrec.models import build_model
-    from augrec.training.loop import LossModule, train_sequences
-    from augrec.training.progress import ConsoleReporter
-
-    job = WorkerJob(**config)
+    spec = JobSpec(**config)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.manual_seed(job.seed)
-    split_cfg = SplitConfig(**job.split)
-    ds = load_dataset(job.data)
-    split = make_split(ds, split_cfg.kind, split_cfg.test_cutoff, split_cfg.valid_cutoff)
-    fit_split = split
-    if job.augment is not None:
-        from augrec.augment.synthetic_set import augmented_split, load
-
-        fit_split = augmented_split(split, load(Path(job.augment), split))
-    device = ray.train.torch.get_device()
-    params = {**job.params, "device": str(device)}
-    if job.task == "generator":
-        from augrec.augment.generator import ReverseGenerator, reverse_all
-        from augrec.augment.pipeline import member_mask
-        from augrec.models.sasrec import SASRecConfig
-
-        cfg = SASRecConfig(**params)
-        gen = ReverseGenerator(split.n_items, cfg, seed=job.seed)
-        members = member_mask(len(split.train), job.holdout_share, job.seed)
-        sequences = reverse_all([s for s, m in zip(split.train, members, strict=True) if m])
-        net, validate_fn = gen.net.to(device), None
-    else:
-        model = build_model(job.model, params, seed=job.seed)
-        net, cfg = model.build(split.n_items, split.item_attributes), model.config
-        sequences = fit_split.train
-        validate = validation_ndcg(split)
-        validate_fn = (lambda: validate(model)) if rank == 0 else None
-    loss_module = ray.train.torch.prepare_model(LossModule(net, cfg))
+    torch.manual_seed(spec.seed)
     resume = None
     latest = ray.train.get_checkpoint()
     if latest is not None:
         resume = _load_state(latest)
         log.warning("worker %d resuming from epoch %d", rank, resume["epoch"])
-    prefix = f"[ray {job.task} rank 0/{world}] "
-    console = ConsoleReporter(cfg.epochs, prefix=prefix) if rank == 0 else None
-    train_sequences(
-        net,
-        sequences,
-        cfg,
-        seed=job.seed,
-        validate=validate_fn,
-        reporter=_RayReporter(rank, console),
-        resume=resume,
-        rank=rank,
-        world_size=world,
-        loss_module=loss_module,
+    entry = resolve_entry(spec.entry)
+    entry(
+        spec,
+        WorkerContext(
+            rank=rank,
+            world_size=world,
+            device=ray.train.torch.get_device(),
+            resume=resume,
+            reporter=_RayReporter(rank),
+            prepare_model=ray.train.torch.prepare_model,
+        ),
     )
 
 
-def run_trainer(job: WorkerJob, ray_cfg: RayConfig) -> dict[str, Any]:
-    """Run `train_worker` on Ray Train and return the last checkpoint's state dict."""
+def run_trainer(spec: JobSpec, ray_cfg: RayConfig) -> dict[str, Any]:
+    """Run `spec` on Ray Train workers and return the last checkpoint's state dict."""
     import ray
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -186,7 +230,7 @@ def run_trainer(job: WorkerJob, ray_cfg: RayConfig) -> dict[str, Any]:
             resources["GPU"] = ray_cfg.gpus_per_worker
         trainer = TorchTrainer(
             train_worker,
-            train_loop_config=job.model_dump(),
+            train_loop_config=spec.model_dump(),
             torch_config=TorchConfig(backend="nccl" if ray_cfg.use_gpu else "gloo"),
             scaling_config=ray.train.ScalingConfig(
                 num_workers=ray_cfg.num_workers,
@@ -209,61 +253,3 @@ def run_trainer(job: WorkerJob, ray_cfg: RayConfig) -> dict[str, Any]:
     finally:
         if started_here:
             ray.shutdown()
-
-
-def fit_generator_with_ray(
-    gen: Any, data: str | Path, split: SplitConfig, ray_cfg: RayConfig, holdout_share: float
-) -> dict[str, Any]:
-    """Maximum-likelihood pre-training of a `ReverseGenerator` on Ray Train workers."""
-    job = WorkerJob(
-        task="generator",
-        data=str(Path(data).resolve()),
-        split=split.model_dump(),
-        model="generator",
-        params=gen.cfg.model_dump(exclude={"device"}),
-        seed=gen.seed,
-        holdout_share=holdout_share,
-    )
-    state = run_trainer(job, ray_cfg)
-    gen.net.load_state_dict(state["net"])
-    return {
-        "epochs_run": state["epoch"],
-        "num_workers": ray_cfg.num_workers,
-        "seconds_per_epoch": round(state["elapsed"] / max(state["epoch"], 1), 3),
-    }
-
-
-def fit_with_ray(
-    model: Any,
-    data: str | Path,
-    split: SplitConfig,
-    ray_cfg: RayConfig,
-    n_items: int,
-    item_attributes: Any,
-    augment: str | Path | None = None,
-) -> dict[str, Any]:
-    """Train `model` (a SASRec-like `Recommender` with `build`) on Ray Train workers.
-
-    Returns a summary of the fit; `model` ends holding the best validated weights.
-    """
-    job = WorkerJob(
-        data=str(Path(data).resolve()),
-        split=split.model_dump(),
-        model=model.name,
-        params=model.config.model_dump(exclude={"device"}),
-        seed=model.seed,
-        augment=str(Path(augment).resolve()) if augment is not None else None,
-    )
-    state = run_trainer(job, ray_cfg)
-    model.build(n_items, item_attributes)
-    model.net.load_state_dict(state["best_state"] or state["net"])
-    history = state["history"]
-    return {
-        "best_epoch": state["best_epoch"],
-        "best_valid_ndcg@10": round(float(state["best_score"]), 6),
-        "epochs_run": state["epoch"],
-        "num_workers": ray_cfg.num_workers,
-        "resumed_from_epochs": [h["resumed_from"] for h in history if "resumed_from" in h],
-        "seconds_per_epoch": round(state["elapsed"] / max(state["epoch"], 1), 3),
-        "checkpoint": state["checkpoint_path"],
-    }

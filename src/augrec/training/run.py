@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict
 
+from augrec import storage
 from augrec.config import TrainConfig
 from augrec.data.loaders import load_dataset
 from augrec.data.splits import Split, make_split
@@ -66,7 +68,7 @@ def train_and_evaluate(
     t0 = time.perf_counter()
     ds = load_dataset(data)
     data_source = {
-        "path": str(Path(data).resolve()),
+        "path": str(data) if storage.is_remote(data) else str(Path(data).resolve()),
         "format": ds.source_format,
         **fingerprint_files(ds.files),
     }
@@ -122,8 +124,6 @@ def train_and_evaluate(
                     f"--num-workers: {ray_cfg.num_workers} needs a model trained by gradient "
                     f"descent; {model_name!r} fits in-process (use --num-workers 0)"
                 )
-            from augrec.training.ray_train import fit_with_ray
-
             info = fit_with_ray(
                 model,
                 data,
@@ -218,3 +218,101 @@ def _refit(
     model = build_model(model_name, {**params, "epochs": epochs}, seed=seed)
     model.fit(dataclasses.replace(fit_split, train=train))
     return model
+
+
+# ---- distributed fit (Ray Train) ------------------------------------------------------------
+
+
+class RecommenderJob(BaseModel):
+    """What `fit_worker` needs beyond the launcher's `JobSpec` (its `config`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    split: dict[str, Any]  # SplitConfig values
+    model: str
+    params: dict[str, Any]
+    augment: str | None = None  # URI of a synthetic set to train on (real + synthetic)
+
+
+def fit_worker(spec: Any, ctx: Any) -> None:
+    """Ray Train worker entry: fit a gradient-trained recommender, rank 0 validating.
+
+    `spec` is the launcher's `JobSpec` (dataset URI, seed, a `RecommenderJob` as `config`);
+    `ctx` its `WorkerContext`. Every worker rebuilds the split from the same data.
+    """
+    from augrec.config import SplitConfig
+    from augrec.training.loop import LossModule, train_sequences
+    from augrec.training.progress import ConsoleReporter
+
+    job = RecommenderJob(**spec.config)
+    split_cfg = SplitConfig(**job.split)
+    ds = load_dataset(ctx.local(spec.data))
+    split = make_split(ds, split_cfg.kind, split_cfg.test_cutoff, split_cfg.valid_cutoff)
+    fit_split = split
+    if job.augment is not None:
+        from augrec.augment.synthetic_set import augmented_split, load
+
+        fit_split = augmented_split(split, load(ctx.local(job.augment), split))
+    model = build_model(job.model, {**job.params, "device": str(ctx.device)}, seed=spec.seed)
+    net, cfg = model.build(split.n_items, split.item_attributes), model.config
+    validate = validation_ndcg(split)
+    reporter = ctx.reporter
+    if ctx.rank == 0:
+        prefix = f"[ray {job.model} rank 0/{ctx.world_size}] "
+        reporter = reporter.also(ConsoleReporter(cfg.epochs, prefix=prefix))
+    train_sequences(
+        net,
+        fit_split.train,
+        cfg,
+        seed=spec.seed,
+        validate=(lambda: validate(model)) if ctx.rank == 0 else None,
+        reporter=reporter,
+        resume=ctx.resume,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        loss_module=ctx.prepare_model(LossModule(net, cfg)),
+    )
+
+
+def fit_with_ray(
+    model: Any,
+    data: str | Path,
+    split: Any,
+    ray_cfg: RayConfig,
+    n_items: int,
+    item_attributes: Any,
+    augment: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train `model` (a SASRec-like `Recommender` with `build`) on Ray Train workers.
+
+    The workers get the dataset (and synthetic set) by URI: `ray_train.stage` uploads local
+    ones to `ray_cfg.staging` when set. Returns a summary of the fit; `model` ends holding
+    the best validated weights.
+    """
+    from augrec.training import ray_train
+
+    spec = ray_train.JobSpec(
+        entry="augrec.training.run:fit_worker",
+        data=ray_train.stage(data, ray_cfg),
+        seed=model.seed,
+        config=RecommenderJob(
+            split=split.model_dump(),
+            model=model.name,
+            params=model.config.model_dump(exclude={"device"}),
+            augment=ray_train.stage(augment, ray_cfg) if augment is not None else None,
+        ).model_dump(),
+    )
+    state = ray_train.run_trainer(spec, ray_cfg)
+    model.build(n_items, item_attributes)
+    model.net.load_state_dict(state["best_state"] or state["net"])
+    history = state["history"]
+    return {
+        "best_epoch": state["best_epoch"],
+        "best_valid_ndcg@10": round(float(state["best_score"]), 6),
+        "epochs_run": state["epoch"],
+        "num_workers": ray_cfg.num_workers,
+        "data_uri": spec.data,
+        "resumed_from_epochs": [h["resumed_from"] for h in history if "resumed_from" in h],
+        "seconds_per_epoch": round(state["elapsed"] / max(state["epoch"], 1), 3),
+        "checkpoint": state["checkpoint_path"],
+    }
