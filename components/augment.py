@@ -11,12 +11,24 @@ def augment(
     method: str,
     config: dict,
     seed: int,
+    ray: dict,
     synthetic: Output[Dataset],
     report: Output[HTML],
 ):
-    """Write a synthetic set (none | heuristic | mle | gan; auto generates with mle)."""
+    """Write a synthetic set (none | heuristic | mle | gan; auto generates with mle).
+
+    With `ray["kuberay"]` the work runs as a RayJob reading and writing by URI.
+    """
     from augrec.steps import augment as run
 
-    synthetic.metadata.update(
-        run(dataset.path, method, synthetic.path, config, seed, report_html=report.path)
+    where = "uri" if ray.get("kuberay") else "path"
+    info = run(
+        getattr(dataset, where),
+        method,
+        getattr(synthetic, where),
+        config,
+        seed,
+        report_html=report.path,
+        ray=ray,
     )
+    synthetic.metadata.update(info)

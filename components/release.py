@@ -41,8 +41,8 @@ def register(gated: Input[Model], home: str) -> str:
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def deploy(tag: str, home: str, alias: str) -> dict:
-    """Point the alias (production) at the version: what serving answers with."""
+def deploy(tag: str, home: str, alias: str, deployment: str, namespace: str) -> dict:
+    """Point the alias at the version; with a Deployment name, roll it out (or roll back)."""
     from augrec.steps import deploy as run
 
-    return run(tag, home, alias)
+    return run(tag, home, alias, deployment, namespace)

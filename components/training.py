@@ -17,17 +17,22 @@ def train(
     metrics: Output[Metrics],
     synthetic: Input[Dataset] = None,
 ):
-    """Train, select on validation, test once; the model artifact is a run directory."""
+    """Train, select on validation, test once; the model artifact is a run directory.
+
+    With `ray["kuberay"]` the work runs as a RayJob, which reads and writes the artifacts by
+    URI (object storage); otherwise in this pod or process, by local path.
+    """
     from augrec.steps import train as run
 
+    where = "uri" if ray.get("kuberay") else "path"
     info = run(
-        dataset.path,
-        model.path,
+        getattr(dataset, where),
+        getattr(model, where),
         model_name,
         config,
         seed,
         features,
-        synthetic.path if synthetic is not None else None,
+        getattr(synthetic, where) if synthetic is not None else None,
         ray,
     )
     for key, value in info.items():

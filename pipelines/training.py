@@ -102,7 +102,13 @@ def build(scale: PipelineScale | None = None):  # noqa: ANN201 (a kfp GraphCompo
                 scale,
             )
             _uncached(
-                release.deploy(tag=reg.output, home=params["registry_home"], alias=params["alias"]),
+                release.deploy(
+                    tag=reg.output,
+                    home=params["registry_home"],
+                    alias=params["alias"],
+                    deployment=params["deployment"],
+                    namespace=params["namespace"],
+                ),
                 scale,
             ).after(page)
         with dsl.Else(name="gate-failed"):
@@ -127,9 +133,17 @@ def build(scale: PipelineScale | None = None):  # noqa: ANN201 (a kfp GraphCompo
         feature_service: str = "recommender_v1",
         registry_home: str = "",
         alias: str = "production",
-        ray: dict = {},  # noqa: B006 (RayConfig values: num_workers, use_gpu, ray_address...)
+        ray: dict = {},  # noqa: B006 (RayConfig values; "kuberay": RayJobConfig values)
+        serving_deployment: str = "",
+        namespace: str = "default",
     ):
-        params = {"registry_home": registry_home, "gate_config": gate_config, "alias": alias}
+        params = {
+            "registry_home": registry_home,
+            "gate_config": gate_config,
+            "alias": alias,
+            "deployment": serving_deployment,
+            "namespace": namespace,
+        }
         ingest = _size(data_c.ingest(data=data, data_fingerprint=data_fingerprint), scale.light)
         dataset = ingest.outputs["dataset"]
         feats = _uncached(
@@ -165,7 +179,7 @@ def build(scale: PipelineScale | None = None):  # noqa: ANN201 (a kfp GraphCompo
         with dsl.Else(name="augmentation"):
             aug = _heavy(
                 augment_c.augment(
-                    dataset=dataset, method=augment, config=augment_config, seed=seed
+                    dataset=dataset, method=augment, config=augment_config, seed=seed, ray=ray
                 ),
                 scale,
             )

@@ -17,6 +17,8 @@ DEFAULT_OUTPUTS = [
     "runs/knn/gate.json",  # augrec gate --candidate runs/knn
     "runs/aug-gan/synthetic.parquet",  # README: augrec augment ... --out runs/aug-gan
     "runs/augmentation/x",  # benchmarks/*.py --work default
+    "runs/run-20261201-120000/report.html",  # augrec run's default --out
+    "pipeline.yaml",  # augrec pipeline compile's default -o
     "feature_repo/data/registry.db",  # feature_store.yaml registry (features apply, serve)
     "feature_repo/data/online_store.db",  # feature_store.yaml online store (materialize)
     "feature_repo/data/sources/history.parquet",  # features ingest default sources dir

@@ -187,6 +187,7 @@ def augment(
     seed: int = 0,
     allow_privacy_failure: bool = True,
     report_html: str | None = None,
+    ray: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a synthetic set for the dataset's training split, with its report (HTML, JSON).
 
@@ -194,7 +195,8 @@ def augment(
     generates with `AUTO_METHOD` (the selection step then decides on validation whether to
     keep it). A failed privacy gate is reported (and fails the validation gate later); with
     `allow_privacy_failure` false it fails here. `report_html` gets a copy of the report
-    page (the kfp HTML artifact the Kubeflow UI shows).
+    page (the kfp HTML artifact the Kubeflow UI shows). `ray` as for `train`: Ray Train
+    workers pre-train the generator, or (`kuberay`) the whole step runs as a RayJob.
     """
     from augrec.augment.outputs import build_report, write_augmentation
     from augrec.augment.pipeline import METHODS, AugmentConfig
@@ -203,7 +205,19 @@ def augment(
     from augrec.config import SplitConfig
     from augrec.data.loaders import load_dataset
     from augrec.data.splits import make_split
+    from augrec.training.ray_train import RayConfig
 
+    ray = dict(ray or {})
+    if kuberay := ray.pop("kuberay", None):
+        args = {
+            **dict(dataset=dataset, method=method, out=out, config=config, seed=seed),
+            **dict(allow_privacy_failure=allow_privacy_failure, ray={**ray, "ray_address": "auto"}),
+        }
+        info = on_kuberay("augment", args, kuberay)
+        if report_html:
+            shutil.copy2(_local(out, "synthetic") + "/synthetic_report.html", report_html)
+        return info
+    dataset = _local(dataset)
     method = AUTO_METHOD if method == "auto" else method
     if method not in METHODS:
         raise ConfigError(f"augment: unknown method {method!r}; expected one of {list(METHODS)}")
@@ -211,18 +225,20 @@ def augment(
     try:
         split_cfg = SplitConfig(**(config.get("split") or {}))
         aug_cfg = AugmentConfig(**{**(config.get("augment") or {}), "method": method})
+        ray_cfg = RayConfig(**ray)
     except ValueError as exc:
         raise ConfigError(f"augment config: {exc}") from exc
     data = dataset_path(dataset)
     split = make_split(
         load_dataset(data), split_cfg.kind, split_cfg.test_cutoff, split_cfg.valid_cutoff
     )
-    synth, info = generate(split, aug_cfg, seed=seed)
+    on_ray = (str(data), split_cfg, ray_cfg) if ray_cfg.num_workers > 0 else None
+    synth, info = generate(split, aug_cfg, seed=seed, ray=on_ray)
     synth.meta["data"] = str(data)
     report = build_report(split, synth, info, seed)
-    write_augmentation(Path(out), split, synth, info, report, overwrite=True)
+    _write_out(out, lambda path: write_augmentation(Path(path), split, synth, info, report, True))
     if report_html:
-        shutil.copy2(Path(out) / "synthetic_report.html", report_html)
+        shutil.copy2(_local(out, "synthetic") + "/synthetic_report.html", report_html)
     failures = privacy_failures(report)
     if failures and not allow_privacy_failure:
         raise AugrecError("privacy gate failed: " + "; ".join(failures))
@@ -261,9 +277,18 @@ def train(
     from augrec.training.ray_train import RayConfig
     from augrec.training.run import train_and_evaluate
 
+    ray = dict(ray or {})
+    if kuberay := ray.pop("kuberay", None):
+        args = {
+            **dict(dataset=dataset, out=out, model=model, config=config, seed=seed),
+            **dict(features=features, synthetic=synthetic, ray={**ray, "ray_address": "auto"}),
+        }
+        info = on_kuberay("train", args, kuberay)
+        return {**info, **_test_summary(rundir.read_metrics(_local(out, "models")))}
+    dataset, synthetic = _local(dataset), _local(synthetic) if synthetic else None
     try:
         cfg = TrainConfig(**(config or {}))
-        ray_cfg = RayConfig(**(ray or {}))
+        ray_cfg = RayConfig(**ray)
     except ValueError as exc:
         raise ConfigError(f"train config: {exc}") from exc
     source = None
@@ -286,14 +311,39 @@ def train(
                 f"feature service {source.service!r} changed during the run "
                 f"({got.get(source.service)} != {expected}); run the pipeline again"
             )
-    rundir.write_run(result, out, cfg, overwrite=True)
-    m = result.metrics()
+    _write_out(out, lambda path: rundir.write_run(result, path, cfg, overwrite=True))
+    return _test_summary(result.metrics())
+
+
+def _test_summary(m: dict[str, Any]) -> dict[str, Any]:
     return {
         "valid_ndcg@10": m["valid"]["ndcg@10"],
         "test_ndcg@10": m["test"]["ndcg@10"],
         "test_hr@10": m["test"]["hr@10"],
         "train_seconds": m["seconds"]["train"],
     }
+
+
+def _local(path: str, kind: str = "data") -> str:
+    """A local path for `path`: itself, or a cached copy of an object-storage URI."""
+    from augrec import storage
+
+    return str(storage.local_copy(path, kind)) if storage.is_remote(path) else path
+
+
+def _write_out(out: str, write: Callable[[str], Any]) -> None:
+    """`write(path)` to `out`, or to a temporary folder uploaded to `out` when it is a URI."""
+    import tempfile
+
+    from augrec import storage
+
+    if not storage.is_remote(out):
+        write(out)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = str(Path(tmp) / "out")
+        write(local)
+        storage.upload(local, out)
 
 
 # ---- select -------------------------------------------------------------------------------
@@ -349,13 +399,13 @@ def gate(
     Returns the verdict; it does not raise on a failed verdict (the pipeline branches on it).
     """
     from augrec.registry.gate import GateConfig, run_gate, write_gate
-    from augrec.registry.store import Registry
+    from augrec.registry.store import open_registry
 
     try:
         cfg = GateConfig(**(config or {}))
     except ValueError as exc:
         raise ConfigError(f"gate config: {exc}") from exc
-    champion = Registry(home or None).champion(cfg.regression.against)
+    champion = open_registry(home or None).champion(cfg.regression.against)
     verdict = run_gate(candidate, cfg, champion=champion, data=dataset_path(dataset))
     with atomic_dir(out, overwrite=True) as tmp:
         for name in rundir.present_files(candidate):
@@ -384,21 +434,59 @@ def reject(model: str) -> None:
 @step
 def register(model: str, home: str | None = None) -> dict[str, Any]:
     """Register the gated run as a new immutable version (a passing gate is required)."""
-    from augrec.registry.store import Registry
+    from augrec.registry.store import open_registry
 
-    version, created = Registry(home or None).register(model, require_gate=True)
+    version, created = open_registry(home or None).register(model, require_gate=True)
     log.info("%s %s", "registered" if created else "already registered as", version.tag)
     return {"tag": version.tag, "created": created}
 
 
 @step
-def deploy(tag: str, home: str | None = None, alias: str = "production") -> dict[str, Any]:
-    """Point `alias` at the version: what `augrec serve` (or a serving pod) answers with."""
-    from augrec.registry.store import Registry
+def deploy(
+    tag: str,
+    home: str | None = None,
+    alias: str = "production",
+    deployment: str = "",
+    namespace: str = "default",
+) -> dict[str, Any]:
+    """Point `alias` at the version: what `augrec serve` (or a serving pod) answers with.
 
-    version, event = Registry(home or None).promote(tag, alias, note="augrec pipeline")
+    With `deployment` (on a cluster), a rollout: move the alias, roll the serving
+    Deployment, wait until it is available, and put the alias back if it never is
+    (`augrec.k8s.rollout`).
+    """
+    from augrec.registry.store import open_registry
+
+    registry = open_registry(home or None)
+    if deployment:
+        from augrec.k8s.rollout import rollout
+
+        result = rollout(registry, tag, deployment, namespace, alias=alias, log=log.info)
+        return {"alias": alias, "tag": tag, "rollout": str(result)}
+    version, event = registry.promote(tag, alias, note="augrec pipeline")
     log.info("%s -> %s", alias, version.tag)
     return {"alias": alias, "tag": version.tag, "from": (event or {}).get("from")}
+
+
+def on_kuberay(name: str, kwargs: dict[str, Any], kuberay: dict[str, Any]) -> dict[str, Any]:
+    """Run step `name` as a KubeRay RayJob whose entrypoint is `augrec pipeline step`.
+
+    `kuberay` holds `RayJobConfig` values (image, namespace, head and worker groups, GPU pool
+    placement) plus an optional `timeout_s`. Paths in `kwargs` must be URIs the RayJob's
+    pods can read and write (object storage): they share no disk with this pod.
+    """
+    from augrec.k8s import RayJobConfig, run_rayjob, unique_name
+
+    values = {k: v for k, v in kuberay.items() if k != "timeout_s"}
+    cfg = RayJobConfig(
+        **{
+            **values,
+            "name": unique_name(values.get("name", f"augrec-{name}")),
+            "entrypoint": ["augrec", "pipeline", "step", name, "--args", json.dumps(kwargs)],
+        }
+    )
+    result = run_rayjob(cfg, timeout_s=kuberay.get("timeout_s"), log=log.info)
+    return {"rayjob": result.name, "seconds": result.elapsed_s}
 
 
 @step

@@ -149,7 +149,9 @@ def test_gate_passes_registers_and_deploys(built, home):
     assert rundir.read_json(built["gated"].path, rundir.GATE)["passed"]
     assert built["checks"].metadata["floor"] == 1.0
     tag = release.register.python_func(gated=built["gated"], home=str(home))
-    event = release.deploy.python_func(tag=tag, home=str(home), alias="production")
+    event = release.deploy.python_func(
+        tag=tag, home=str(home), alias="production", deployment="", namespace="default"
+    )
     assert event["tag"] == tag and Registry(home).aliases.get("production") == tag
 
 
@@ -185,9 +187,40 @@ def test_augment_writes_the_set_and_its_report(built, tmp_path):
 
     synthetic, page = art(dsl.Dataset, tmp_path / "syn"), art(dsl.HTML, tmp_path / "syn.html")
     augment.python_func(
-        dataset=built["ds"], method="heuristic", config={}, seed=0, synthetic=synthetic,
-        report=page,
+        dataset=built["ds"], method="heuristic", config={}, seed=0, ray={},
+        synthetic=synthetic, report=page,
     )  # fmt: skip
     assert (Path(synthetic.path) / "synthetic.parquet").exists()
     assert "synthetic" in Path(page.path).read_text().lower()
     assert synthetic.metadata["synthetic_interactions"] > 0
+
+
+def test_a_step_runs_from_the_cli_as_a_rayjob_entrypoint(shop, tmp_path):
+    from cli_helpers import run_cli
+
+    args = json.dumps({"data": str(shop), "out": str(tmp_path / "ds")})
+    assert run_cli("pipeline", "step", "ingest", "--args", args) == 0
+    assert (tmp_path / "ds" / "dataset.json").exists()
+    assert run_cli("pipeline", "step", "source_fingerprint", "--args", "{}") == 2  # not a step
+
+
+def test_on_kuberay_launches_the_step_as_a_rayjob(monkeypatch, tmp_path):
+    import augrec.k8s
+    from augrec.k8s import render_rayjob
+    from augrec.steps import train
+
+    seen = {}
+
+    def fake_run(cfg, timeout_s=None, log=None):  # the launcher itself is tested on kmock
+        seen["manifest"] = render_rayjob(cfg)
+        seen["timeout"] = timeout_s
+        raise augrec.k8s.RayJobFailed(cfg.name, cfg.namespace, {"message": "stop here"})
+
+    monkeypatch.setattr(augrec.k8s, "run_rayjob", fake_run)
+    kuberay = {"image": "r/augrec:1", "namespace": "ml", "workers": {"gpus": 1}, "timeout_s": 60}
+    with pytest.raises(augrec.k8s.RayJobFailed):
+        train("s3://b/ds", "s3://b/model", "sasrec", {}, 0, ray={"kuberay": kuberay})
+    entry = seen["manifest"]["spec"]["entrypoint"]
+    assert entry.startswith("augrec pipeline step train --args ")
+    assert '"dataset": "s3://b/ds"' in entry and '"ray_address": "auto"' in entry
+    assert seen["timeout"] == 60 and seen["manifest"]["metadata"]["namespace"] == "ml"
