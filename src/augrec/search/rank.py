@@ -64,6 +64,22 @@ def candidates(scores: torch.Tensor, depth: int) -> torch.Tensor:
     return ranks_desc(scores) <= depth
 
 
+def standardize(model_scores: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """Model scores standardised over each row's candidates (mean 0, std 1 there)."""
+    m = torch.where(torch.isfinite(model_scores), model_scores, 0.0).double()
+    n = cand.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = (m * cand).sum(dim=1, keepdim=True) / n
+    var = (((m - mean) * cand) ** 2).sum(dim=1, keepdim=True) / n
+    return ((m - mean) / var.sqrt().clamp(min=1e-12)).float()
+
+
+def combine(fused: torch.Tensor, z: torch.Tensor, cand: torch.Tensor, weight: float):
+    """`fused + weight * z` on candidates; the rest below them, in fused order."""
+    out = torch.where(cand, fused + weight * z, fused + OUTSIDE)
+    out[:, 0] = -torch.inf
+    return out
+
+
 def personalize(
     fused: torch.Tensor, model_scores: torch.Tensor, weight: float, depth: int
 ) -> torch.Tensor:
@@ -71,14 +87,7 @@ def personalize(
 
     `z` standardises the model's scores over each row's candidates (mean 0, std 1), so the
     weight does not depend on the model's logit scale. Non-candidates stay below, in fused
-    order. `weight == 0` returns the fused ranking unchanged.
+    order. `weight == 0` keeps the fused ranking.
     """
     cand = candidates(fused, depth)
-    m = torch.where(torch.isfinite(model_scores), model_scores, 0.0).double()
-    n = cand.sum(dim=1, keepdim=True).clamp(min=1)
-    mean = (m * cand).sum(dim=1, keepdim=True) / n
-    var = (((m - mean) * cand) ** 2).sum(dim=1, keepdim=True) / n
-    z = ((m - mean) / var.sqrt().clamp(min=1e-12)).float()
-    out = torch.where(cand, fused + weight * z, fused + OUTSIDE)
-    out[:, 0] = -torch.inf
-    return out
+    return combine(fused, standardize(model_scores, cand), cand, weight)
