@@ -1,11 +1,15 @@
-"""The search index: BM25 and item embeddings over a catalog, its weights, saved as files.
+"""The search index: BM25 and item embeddings over a catalog, its weights, saved as a file.
 
-Layout of an index directory (`SearchIndex.save`, read back by `SearchIndex.load`):
+An index file (`SearchIndex.save`, read back by `SearchIndex.load`) is one zip archive, so a
+run directory and the model registry carry it like any other run file
+(`rundir.SEARCH_INDEX`):
 
     index.json        format, encoder, tokenizer, catalog fingerprint, item count, weights
     catalog.parquet   item_id, title, brand, categories per encoded id (row 0: padding)
     embeddings.npy    [n_items + 1, dim] float32 item text embeddings (row 0: zeros)
-    bm25/             the `bm25s` index (sparse matrices and vocabulary)
+
+The BM25 matrices are rebuilt from `catalog.parquet` at load (`bm25s` indexes 12k titles
+in about a second, deterministically), so the archive holds nothing derived twice.
 
 The index belongs to one catalog: the model's encoded-id -> item-id map. Its fingerprint is
 stored at build time and compared at load time with the serving model's, and a mismatch is
@@ -32,7 +36,6 @@ FORMAT = 1
 INDEX_JSON = "index.json"
 CATALOG = "catalog.parquet"
 EMBEDDINGS = "embeddings.npy"
-BM25_DIR = "bm25"
 STOPWORDS = "en"
 STEMMER = "english"
 
@@ -145,46 +148,59 @@ class SearchIndex:
     # ---- files ---------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the index directory atomically (see the module docstring)."""
-        from augrec.io import atomic_dir, write_json
+        """Write the index file atomically (see the module docstring)."""
+        import io
+        import zipfile
 
         path = Path(path)
-        with atomic_dir(path, overwrite=True) as tmp:
-            self.catalog.frame().to_parquet(tmp / CATALOG, index=False)
-            np.save(tmp / EMBEDDINGS, self.embeddings)
-            self.bm25.save(str(tmp / BM25_DIR), show_progress=False)
-            write_json(
-                tmp / INDEX_JSON,
-                {
-                    "format": FORMAT,
-                    "catalog_fingerprint": self.fingerprint,
-                    "n_items": self.n_items,
-                    "encoder": embed.ENCODER,
-                    "dim": int(self.embeddings.shape[1]),
-                    "tokenizer": {"stopwords": STOPWORDS, "stemmer": STEMMER},
-                    "params": self.params.model_dump(),
-                },
-            )
+        meta = {
+            "format": FORMAT,
+            "catalog_fingerprint": self.fingerprint,
+            "n_items": self.n_items,
+            "encoder": embed.ENCODER,
+            "dim": int(self.embeddings.shape[1]),
+            "tokenizer": {"stopwords": STOPWORDS, "stemmer": STEMMER},
+            "params": self.params.model_dump(),
+        }
+        catalog, vecs = io.BytesIO(), io.BytesIO()
+        self.catalog.frame().to_parquet(catalog, index=False)
+        np.save(vecs, self.embeddings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(INDEX_JSON, json.dumps(meta, indent=2))
+            zf.writestr(CATALOG, catalog.getvalue())
+            zf.writestr(EMBEDDINGS, vecs.getvalue())
+        os.replace(tmp, path)
         return path
 
     @staticmethod
     def read_meta(path: str | os.PathLike[str]) -> dict:
-        """The index's `index.json`; a clear error when it is not an index directory."""
-        f = Path(path) / INDEX_JSON
-        if not f.exists():
-            raise ConfigError(f"{path}: no {INDEX_JSON} (not a search index?)")
-        return json.loads(f.read_text())
+        """The index's `index.json`; a clear error when the file is not a search index."""
+        import zipfile
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"search index: no such file: {path}")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return json.loads(zf.read(INDEX_JSON))
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise ConfigError(f"{path}: not a search index ({exc})") from exc
 
     @classmethod
     def load(
         cls, path: str | os.PathLike[str], expected_item_ids: np.ndarray | None = None
     ) -> SearchIndex:
-        """Read an index directory; refuse it when its catalog is not `expected_item_ids`.
+        """Read an index file; refuse it when its catalog is not `expected_item_ids`.
 
         Raises:
             IndexMismatch: the stored fingerprint differs from that of `expected_item_ids`
-                (the model's catalog), or the stored files disagree with the fingerprint.
+                (the model's catalog), or the stored catalog disagrees with the fingerprint.
         """
+        import io
+        import zipfile
+
         import bm25s
         import pandas as pd
 
@@ -201,9 +217,11 @@ class SearchIndex:
                     f"catalog is {want[:19]}… ({len(expected_item_ids) - 1} items); rebuild it "
                     "with `augrec search build`"
                 )
-        catalog = CatalogText.from_frame(pd.read_parquet(path / CATALOG))
+        with zipfile.ZipFile(path) as zf:
+            catalog = CatalogText.from_frame(pd.read_parquet(io.BytesIO(zf.read(CATALOG))))
+            embeddings = np.load(io.BytesIO(zf.read(EMBEDDINGS)))
         if fingerprint(catalog.item_ids) != meta["catalog_fingerprint"]:
             raise IndexMismatch(f"{path}: {CATALOG} does not match the index's fingerprint")
-        retriever = bm25s.BM25.load(str(path / BM25_DIR), show_progress=False)
-        embeddings = np.load(path / EMBEDDINGS)
+        retriever = bm25s.BM25()
+        retriever.index(tokenize(catalog.documents()), show_progress=False)
         return cls(catalog, retriever, embeddings, SearchParams(**meta["params"]))
