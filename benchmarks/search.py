@@ -50,10 +50,10 @@ from augrec.search.catalog import catalog_from_dataset, fingerprint, read_attrib
 from augrec.search.index import SearchIndex, SearchParams
 
 METHODS = ("bm25", "semantic", "fused", "fused+pers", "recommender")
-ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+ALPHAS = (0.2, 0.35, 0.5, 0.65, 0.8)
 RRF_KS = (10, 60)
-WEIGHTS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
-DEPTHS = (50, 200, 1000)
+WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+DEPTHS = (100, 1000)
 K = 10
 BATCH = 512
 
@@ -113,44 +113,60 @@ def ranks_from(per_query: torch.Tensor, qs: Queries) -> np.ndarray:
 def text_rows(index: SearchIndex, qs: Queries) -> dict:
     lex = index.lexical(list(qs.unique))
     sem = index.semantic(list(qs.unique))
-    return {"lex": lex, "sem": sem}
+    return {"lex": lex, "sem": sem, "ranks": rank.list_ranks(lex, sem, index._has_text)}
 
 
-def fused_matrix(index: SearchIndex, tm: dict, alpha: float, k: int) -> torch.Tensor:
-    return rank.rrf(tm["lex"], tm["sem"], alpha, k, index._has_text)
+def fused_matrix(tm: dict, alpha: float, k: int) -> torch.Tensor:
+    return rank.rrf_from_ranks(*tm["ranks"], alpha, k)
 
 
-def tune_fusion(index: SearchIndex, tm: dict, qs: Queries) -> tuple[dict, list]:
+def tune_fusion(tm: dict, qs: Queries) -> tuple[dict, list]:
     grid = []
     for k in RRF_KS:
         for a in ALPHAS:
-            r = ranks_from(fused_matrix(index, tm, a, k), qs)
+            r = ranks_from(fused_matrix(tm, a, k), qs)
             grid.append({"alpha": a, "rrf_k": k, "ndcg@10": M.ndcg(r, K)})
     best = max(grid, key=lambda g: (g["ndcg@10"], -abs(g["alpha"] - 0.5)))
     return {"alpha": best["alpha"], "rrf_k": best["rrf_k"]}, grid
 
 
 def personalized_ranks(
-    model, fused: torch.Tensor, qs: Queries, combos: list[tuple[float, int]]
+    model, fused: torch.Tensor, fused_ranks: np.ndarray, qs: Queries, combos
 ) -> tuple[dict[tuple[float, int], np.ndarray], np.ndarray]:
-    """Target ranks for each (weight, depth), and the recommender's own ranks."""
-    cands = {d: rank.candidates(fused, d) for d in {d for _, d in combos}}
-    out = {c: np.empty(len(qs.users), dtype=np.int64) for c in combos}
+    """Target ranks under `rank.personalize` for each (weight, depth), and the recommender's.
+
+    Equal to ranking the whole catalog with `rank.personalize` (a test checks it), but only
+    the candidates are compared: non-candidates keep their fused order below every
+    candidate, so a target outside the candidates keeps its fused rank (`fused_ranks`,
+    history masked), and a target inside is ranked among the candidates alone.
+    """
+    depths = sorted({d for _, d in combos})
+    ids_q = {d: rank.candidate_ids(fused, d) for d in depths}
+    out = {c: fused_ranks.copy() for c in combos}
     rec = np.empty(len(qs.users), dtype=np.int64)
     for b in qs.batches():
         hist = qs.histories[b]
         m = model.score(hist).float()
         qi = torch.from_numpy(qs.qidx[b])
+        t = torch.from_numpy(qs.targets[b])[:, None]
+        seen = mask_scores(torch.zeros_like(m), hist) == -torch.inf  # [B, N+1] padding + history
         f = fused[qi]
-        for d, cand_q in cands.items():
-            cand = cand_q[qi]
-            z = rank.standardize(m, cand)
+        for d in depths:
+            ids = ids_q[d][qi]  # [B, d]
+            fc, z, sc = f.gather(1, ids), rank.standardize(m.gather(1, ids)), seen.gather(1, ids)
+            is_t = ids == t
+            inside = (is_t & ~sc).any(dim=1).numpy()
             for w, dd in combos:
                 if dd != d:
                     continue
-                s = rank.combine(f, z, cand, w)
-                mask_scores(s, hist)
-                out[(w, d)][b] = target_ranks(s, qs.targets[b])
+                comb = (fc + w * z).masked_fill(sc, -torch.inf)
+                ts = torch.where(is_t, comb, -torch.inf).max(dim=1, keepdim=True).values
+                higher = (comb > ts).sum(dim=1)
+                tied = ((comb == ts) & (ids < t)).sum(dim=1)
+                r = (higher + tied).numpy()
+                col = out[(w, d)][b]
+                col[inside] = r[inside]
+                out[(w, d)][b] = col
         mask_scores(m, hist)
         rec[b] = target_ranks(m, qs.targets[b])
     return out, rec
@@ -164,10 +180,10 @@ def evaluate_model(run: Path, ds, split: Split, index: SearchIndex, attrs_note: 
     torch.set_grad_enabled(False)
     qv, qt = Queries(index, split.valid), Queries(index, split.test)
     tv, tt = text_rows(index, qv), text_rows(index, qt)
-    fusion, fusion_grid = tune_fusion(index, tv, qv)
-    fv = fused_matrix(index, tv, fusion["alpha"], fusion["rrf_k"])
+    fusion, fusion_grid = tune_fusion(tv, qv)
+    fv = fused_matrix(tv, fusion["alpha"], fusion["rrf_k"])
     combos = [(w, d) for d in DEPTHS for w in WEIGHTS]
-    pv, _ = personalized_ranks(model, fv, qv, combos)
+    pv, _ = personalized_ranks(model, fv, ranks_from(fv, qv), qv, combos)
     pers_grid = [{"weight": w, "depth": d, "ndcg@10": M.ndcg(pv[(w, d)], K)} for w, d in combos]
     best = max(pers_grid, key=lambda g: (g["ndcg@10"], -g["weight"]))
     params = SearchParams(
@@ -181,13 +197,15 @@ def evaluate_model(run: Path, ds, split: Split, index: SearchIndex, attrs_note: 
         "fused+pers": best["ndcg@10"],
     }
     # ---- test, read once with the chosen weights ------------------------------------------
-    ft = fused_matrix(index, tt, params.alpha, params.rrf_k)
-    pt, rec = personalized_ranks(model, ft, qt, [(params.personalization, params.depth)])
+    ft = fused_matrix(tt, params.alpha, params.rrf_k)
+    fused_test = ranks_from(ft, qt)
+    chosen = (params.personalization, params.depth)
+    pt, rec = personalized_ranks(model, ft, fused_test, qt, [chosen])
     ranks = {
         "bm25": ranks_from(tt["lex"], qt),
         "semantic": ranks_from(tt["sem"], qt),
-        "fused": ranks_from(ft, qt),
-        "fused+pers": pt[(params.personalization, params.depth)],
+        "fused": fused_test,
+        "fused+pers": pt[chosen],
         "recommender": rec,
     }
     results = pd.DataFrame(

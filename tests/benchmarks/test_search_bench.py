@@ -87,3 +87,35 @@ def test_query_words_are_distinct_lowercase_words():
         "makeup face concealers neutralizers"
     )
     assert bench.query_words(["Skin Care", "Face", "Skin Care"]) == "skin care face"
+
+
+def test_fast_personalized_ranks_equal_full_catalog_ranking(setup):
+    import torch
+
+    from augrec.data.loaders import load_dataset
+    from augrec.data.splits import leave_one_out
+    from augrec.evaluation.ranking import mask_scores, target_ranks
+    from augrec.rundir import load_model
+    from augrec.search import rank
+    from augrec.search.catalog import catalog_from_dataset
+    from augrec.search.index import SearchIndex
+
+    tmp, data, runs = setup
+    bench = _module()
+    ds = load_dataset(data)
+    split = leave_one_out(ds)
+    index = SearchIndex.build(catalog_from_dataset(ds, split.item_ids), cache_dir=tmp / "c")
+    qs = bench.Queries(index, split.test)
+    fused = bench.fused_matrix(bench.text_rows(index, qs), 0.5, 10)
+    model, _ = load_model(runs[0])
+    combos = [(0.0, 5), (0.7, 5), (2.0, 30), (1.0, 1000)]
+    fast, rec = bench.personalized_ranks(model, fused, bench.ranks_from(fused, qs), qs, combos)
+    with torch.no_grad():
+        scores = model.score(qs.histories)
+    for w, d in combos:
+        full = rank.personalize(fused[torch.from_numpy(qs.qidx)], scores, w, d)
+        mask_scores(full, qs.histories)
+        np.testing.assert_array_equal(fast[(w, d)], target_ranks(full, qs.targets), err_msg=str(w))
+    np.testing.assert_array_equal(
+        rec, target_ranks(mask_scores(scores.clone(), qs.histories), qs.targets)
+    )

@@ -45,39 +45,52 @@ def rrf(
         k: The RRF constant (60 in the paper).
         semantic_valid: [N+1] bool, items that have an embedding (default: all but 0).
     """
+    return rrf_from_ranks(*list_ranks(lexical, semantic, semantic_valid), alpha, k)
+
+
+def list_ranks(
+    lexical: torch.Tensor, semantic: torch.Tensor, semantic_valid: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(lexical matched, lexical ranks, semantic valid, semantic ranks), reusable across weights."""
     lex = lexical.clone()
     lex[:, 0] = -torch.inf
     sem = semantic.clone()
     sem[:, 0] = -torch.inf
-    valid = semantic_valid if semantic_valid is not None else torch.ones(sem.shape[1], dtype=bool)
+    n = sem.shape[1]
+    valid = semantic_valid if semantic_valid is not None else torch.ones(n, dtype=torch.bool)
     valid = valid.clone()
     valid[0] = False
-    fl = torch.where(lexical > 0, alpha / (k + ranks_desc(lex).float()), 0.0)
-    fs = torch.where(valid[None, :], (1 - alpha) / (k + ranks_desc(sem).float()), 0.0)
+    return lexical > 0, ranks_desc(lex), valid[None, :], ranks_desc(sem)
+
+
+def rrf_from_ranks(
+    matched: torch.Tensor,
+    lex_ranks: torch.Tensor,
+    valid: torch.Tensor,
+    sem_ranks: torch.Tensor,
+    alpha: float,
+    k: int,
+) -> torch.Tensor:
+    """`rrf` from the output of `list_ranks` (a weight grid sorts each list once)."""
+    fl = torch.where(matched, alpha / (k + lex_ranks.float()), 0.0)
+    fs = torch.where(valid, (1 - alpha) / (k + sem_ranks.float()), 0.0)
     fused = (fl + fs) * (k + 1)
     fused[:, 0] = -torch.inf
     return fused
 
 
-def candidates(scores: torch.Tensor, depth: int) -> torch.Tensor:
-    """[B, N+1] bool: the `depth` best columns per row (ties: lower id first)."""
-    return ranks_desc(scores) <= depth
+def candidate_ids(fused: torch.Tensor, depth: int) -> torch.Tensor:
+    """[B, depth] the best fused columns per row, best first (ties: lower id first)."""
+    order = torch.sort(fused, dim=1, descending=True, stable=True).indices
+    return order[:, : min(depth, fused.shape[1])]
 
 
-def standardize(model_scores: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-    """Model scores standardised over each row's candidates (mean 0, std 1 there)."""
-    m = torch.where(torch.isfinite(model_scores), model_scores, 0.0).double()
-    n = cand.sum(dim=1, keepdim=True).clamp(min=1)
-    mean = (m * cand).sum(dim=1, keepdim=True) / n
-    var = (((m - mean) * cand) ** 2).sum(dim=1, keepdim=True) / n
-    return ((m - mean) / var.sqrt().clamp(min=1e-12)).float()
-
-
-def combine(fused: torch.Tensor, z: torch.Tensor, cand: torch.Tensor, weight: float):
-    """`fused + weight * z` on candidates; the rest below them, in fused order."""
-    out = torch.where(cand, fused + weight * z, fused + OUTSIDE)
-    out[:, 0] = -torch.inf
-    return out
+def standardize(values: torch.Tensor) -> torch.Tensor:
+    """Each row to mean 0, std 1 (non-finite values count as 0; a constant row becomes 0)."""
+    m = torch.where(torch.isfinite(values), values, 0.0).double()
+    mean = m.mean(dim=1, keepdim=True)
+    std = m.std(dim=1, correction=0, keepdim=True)
+    return ((m - mean) / std.clamp(min=1e-12)).float()
 
 
 def personalize(
@@ -89,5 +102,9 @@ def personalize(
     weight does not depend on the model's logit scale. Non-candidates stay below, in fused
     order. `weight == 0` keeps the fused ranking.
     """
-    cand = candidates(fused, depth)
-    return combine(fused, standardize(model_scores, cand), cand, weight)
+    ids = candidate_ids(fused, depth)
+    z = standardize(model_scores.gather(1, ids))
+    out = fused + OUTSIDE
+    out.scatter_(1, ids, fused.gather(1, ids) + weight * z)
+    out[:, 0] = -torch.inf
+    return out
