@@ -15,6 +15,7 @@ from augrec.cli.common import console
 from augrec.cli.data import data_app
 from augrec.cli.features import features_app
 from augrec.cli.models import gate, models_app
+from augrec.cli.search import search
 from augrec.cli.serve import serve
 from augrec.cli.train import augment_cmd, train
 from augrec.errors import AugrecError
@@ -33,6 +34,7 @@ app.command("train")(train)
 app.command("augment")(augment_cmd)
 app.command("gate")(gate)
 app.command("serve")(serve)
+app.command("search")(search)
 
 log = logging.getLogger("augrec")
 

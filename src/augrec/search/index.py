@@ -215,7 +215,7 @@ class SearchIndex:
                     f"{path}: the search index was built for catalog "
                     f"{meta['catalog_fingerprint'][:19]}… ({meta['n_items']} items), the model's "
                     f"catalog is {want[:19]}… ({len(expected_item_ids) - 1} items); rebuild it "
-                    "with `augrec search build`"
+                    "with `augrec search --model RUN --build-from DATA`"
                 )
         with zipfile.ZipFile(path) as zf:
             catalog = CatalogText.from_frame(pd.read_parquet(io.BytesIO(zf.read(CATALOG))))

@@ -169,7 +169,7 @@ class Recommender:
             raise Unavailable(
                 "query",
                 f"model {self.version} has no search index; build one with "
-                "`augrec search build` (or set AUGREC_SEARCH_INDEX)",
+                "`augrec search --model RUN --build-from DATA` (or set AUGREC_SEARCH_INDEX)",
             )
         scores = index.fused([req.query])
         reason: s.FallbackReason | None = None
