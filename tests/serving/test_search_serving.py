@@ -8,12 +8,9 @@ import grpc
 import httpx
 import pytest
 from pydantic import ValidationError
-from serving_helpers import start_server
 
 from augrec import rundir
-from augrec.data.loaders import load_dataset
-from augrec.search.catalog import catalog_from_dataset
-from augrec.search.index import IndexMismatch, SearchIndex, SearchParams
+from augrec.search.index import IndexMismatch
 from augrec.serving import schemas as s
 from augrec.serving.config import ServingConfig
 from augrec.serving.loading import load
@@ -22,14 +19,9 @@ from augrec.serving.recommender import Recommender, load_search_index
 
 
 @pytest.fixture(scope="module")
-def indexed_run(world, tmp_path_factory):
-    """The world's run directory with a search index beside its model."""
-    loaded = load(str(world.run))
-    ds = load_dataset(world.data)
-    catalog = catalog_from_dataset(ds, loaded.item_ids)
-    cache = tmp_path_factory.mktemp("text")
-    params = SearchParams(alpha=0.5, personalization=0.5, depth=50)
-    SearchIndex.build(catalog, params, cache_dir=cache).save(world.run / rundir.SEARCH_INDEX)
+def indexed_run(world):
+    """The world's run directory; `build_world` put a search index beside its model."""
+    assert (world.run / rundir.SEARCH_INDEX).exists()
     return world.run
 
 
@@ -86,21 +78,9 @@ def test_an_index_for_another_catalog_is_refused_at_start(world, indexed_run, tm
     assert load_search_index(ServingConfig(), bare) is None
 
 
-@pytest.fixture(scope="module")
-def search_server(world, indexed_run, tmp_path_factory):
-    srv = start_server(
-        world,
-        tmp_path_factory.mktemp("search-server") / "server.log",
-        AUGREC_MODEL=str(indexed_run),
-    )
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
 @pytest.mark.e2e
-def test_http_and_grpc_search_agree_and_refuse_bad_input(search_server, world):
+def test_http_and_grpc_search_agree_and_refuse_bad_input(server, world):
+    """The registered production version carries its index; the session's server serves it."""
     import pandas as pd
     from augrec.services import stubs
 
@@ -112,8 +92,8 @@ def test_http_and_grpc_search_agree_and_refuse_bad_input(search_server, world):
         {"query": "nail polish", "user_id": user, "k": 20, "filters": {"category": "cat_01"}},
     ]
     with (
-        httpx.Client(base_url=search_server.http, timeout=30) as http,
-        grpc.insecure_channel(search_server.grpc) as ch,
+        httpx.Client(base_url=server.http, timeout=30) as http,
+        grpc.insecure_channel(server.grpc) as ch,
     ):
         stub = pb2_grpc.RecommenderStub(ch)
         for body in requests:
