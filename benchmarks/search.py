@@ -50,7 +50,7 @@ from augrec.search.catalog import catalog_from_dataset, fingerprint, read_attrib
 from augrec.search.index import SearchIndex, SearchParams
 
 METHODS = ("bm25", "semantic", "fused", "fused+pers", "recommender")
-ALPHAS = (0.2, 0.35, 0.5, 0.65, 0.8)
+ALPHAS = (0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95)
 RRF_KS = (10, 60)
 WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 DEPTHS = (100, 1000)
