@@ -3,7 +3,7 @@
 BentoML's `@bentoml.service` cannot serve gRPC (bentoml issues 4634, 5607), so the service
 starts this grpcio server from its `on_startup` hook, in the same worker process. It serves:
 
-- `augrec.v1.Recommender` (Recommend, SimilarItems, PushEvent), typed, from our proto;
+- `augrec.v1.Recommender` (Recommend, SimilarItems, PushEvent, Search), typed, from our proto;
 - `inference.GRPCInferenceService`, the KServe Open Inference Protocol v2 (see `oip.py`);
 - `grpc.health.v1.Health` (overall and per service) and server reflection.
 
@@ -165,6 +165,19 @@ def typed_handlers(rec: Recommender, metrics: Metrics) -> grpc.GenericRpcHandler
             fallback_reason=out.fallback_reason or "",
         )
 
+    def search(req: Any, _ctx: Any) -> Any:
+        fields = _fields(req)
+        if "filters" in fields:  # a proto map arrives as entries; the schema wants a dict
+            fields["filters"] = dict(req.filters)
+        out = rec.search(s.SearchRequest.model_validate(fields))
+        return pb2.SearchResponse(
+            items=_items(pb2, out.items),
+            model_version=out.model_version,
+            personalized=out.personalized,
+            fallback=out.fallback,
+            fallback_reason=out.fallback_reason or "",
+        )
+
     def push(req: Any, _ctx: Any) -> Any:
         out = rec.push_event(s.EventRequest.model_validate(_fields(req)))
         return pb2.PushEventResponse(accepted=out.accepted, changed=out.changed)
@@ -177,6 +190,7 @@ def typed_handlers(rec: Recommender, metrics: Metrics) -> grpc.GenericRpcHandler
             metrics, "similar", similar, pb2.SimilarItemsRequest, pb2.SimilarItemsResponse
         ),
         "PushEvent": unary(metrics, "events", push, pb2.PushEventRequest, pb2.PushEventResponse),
+        "Search": unary(metrics, "search", search, pb2.SearchRequest, pb2.SearchResponse),
     }
     return grpc.method_handlers_generic_handler(SERVICE, methods)
 

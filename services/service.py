@@ -6,7 +6,7 @@ Configured by environment variables (`augrec.serving.config.ENV`; `augrec serve`
 Every endpoint is a few lines around `augrec.serving.recommender.Recommender`, which the
 gRPC servicers (`grpc_server.py`, `oip.py`) share in the same worker process.
 
-- `POST /recommend`, `POST /similar`, `POST /events`: typed JSON in and out;
+- `POST /recommend`, `POST /similar`, `POST /events`, `POST /search`: typed JSON in and out;
 - `GET /livez`, `/readyz` (ready = model loaded, feature store answering, feature contract
   holding), `GET /status` (the same, explained, as JSON), `GET /metrics` (Prometheus);
 - gRPC on `AUGREC_GRPC_PORT` (default 50051), started by `on_startup`, stopped by
@@ -29,12 +29,14 @@ from augrec.serving.schemas import (
     Health,
     RecommendRequest,
     RecommendResponse,
+    SearchRequest,
+    SearchResponse,
     SimilarRequest,
     SimilarResponse,
 )
 
 log = logging.getLogger(__name__)
-API_ROUTES = ("/recommend", "/similar", "/events")
+API_ROUTES = ("/recommend", "/similar", "/events", "/search")
 status_app = FastAPI(title="augrec status", openapi_url=None, docs_url=None, redoc_url=None)
 
 
@@ -117,6 +119,11 @@ class AugrecService:
     def events(self, request: EventRequest, /) -> EventResponse:
         """Fold a live event into the user's online features; the next /recommend sees it."""
         return self._call("events", self.rec.push_event, request)
+
+    @bentoml.api(route="/search")
+    def search(self, request: SearchRequest, /) -> SearchResponse:
+        """Products matching a query, re-ranked for `user_id` when given (docs/search.md)."""
+        return self._call("search", self.rec.search, request)
 
     @status_app.get("/status")
     def status(self) -> Health:

@@ -11,6 +11,8 @@ A run directory (local path today; the registry copies one into every version, a
     [features.json]           the Feast contract, when features came from Feast
     [gate.json]               the validation gate's verdict on this model file
     [report.html]             the pipeline's report on the run
+    [search_index.zip]        the product-search index over the model's catalog
+                              (`augrec.search.index`), refused when the catalog differs
 
 Every other package asks this module for these names and files; `training.run` produces a
 `RunResult` and writes nothing itself.
@@ -44,9 +46,10 @@ MANIFEST = "manifest.json"
 FEATURES = "features.json"
 GATE = "gate.json"
 REPORT = "report.html"
+SEARCH_INDEX = "search_index.zip"
 # What makes a directory a run (and a registered version), and what travels with it.
 REQUIRED = (MANIFEST, METRICS, MODEL, CONFIG)
-OPTIONAL = (GATE, FEATURES)
+OPTIONAL = (GATE, FEATURES, SEARCH_INDEX)
 SELECT_METRIC = "ndcg@10"  # what selection compares; never computed on test
 
 

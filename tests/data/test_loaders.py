@@ -106,3 +106,37 @@ def test_real_diginetica_loads(beauty_file):
         pytest.skip(f"real data absent: {path}")
     ds = load_dataset(path)
     assert ds.n_users == 4425
+
+
+def test_titles_beside_an_amazon_file_fill_the_items_table(amazon_dir):
+    (amazon_dir / "Toy_titles.tsv").write_text(
+        'item_id\tasin\ttitle\n5\tA1\tOPI "Big Apple Red" Nail Lacquer, 0.5 oz\n7\tA2\t\n'
+    )
+    ds = load_dataset(amazon_dir / "Toy.txt")
+    titles = ds.items.set_index("item_id")["title"]
+    assert titles[5] == 'OPI "Big Apple Red" Nail Lacquer, 0.5 oz'  # quotes kept verbatim
+    assert titles[7] == "" and titles[9] == ""  # empty and missing titles are empty text
+    assert amazon_dir / "Toy_titles.tsv" in ds.files
+
+
+def test_explicit_titles_win_and_work_for_any_format(amazon_dir, tmp_path):
+    (amazon_dir / "Toy_titles.tsv").write_text("item_id\ttitle\n5\tbeside\n")
+    other = tmp_path / "elsewhere.csv"
+    other.write_text("item_id,title\n5,explicit\n")
+    ds = load_dataset(amazon_dir / "Toy.txt", titles=other)
+    assert ds.items.set_index("item_id")["title"][5] == "explicit"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("item_id,name\n5,x\n")
+    with pytest.raises(DataValidationError, match="title"):
+        load_dataset(amazon_dir / "Toy.txt", titles=bad)
+
+
+def test_items_table_title_column_is_kept(tmp_path):
+    pd.DataFrame({"user_id": [1, 1, 1], "item_id": [1, 2, 3], "timestamp": [1, 2, 3]}).to_csv(
+        tmp_path / "interactions.csv", index=False
+    )
+    pd.DataFrame({"item_id": [1, 2, 3], "title": ["a lipstick", "b", "c"]}).to_csv(
+        tmp_path / "items.csv", index=False
+    )
+    ds = load_dataset(tmp_path)
+    assert ds.items["title"].tolist() == ["a lipstick", "b", "c"]

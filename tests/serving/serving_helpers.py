@@ -60,6 +60,7 @@ def build_world(root: Path, model: str = "itemknn", params: dict | None = None) 
     materialize(store)
 
     run = train_run(data, root / "runs" / model, model, params or {"neighbors": 50})
+    build_search_index(run, data, root / "text-cache")
     doc = contract.record(store, [spec.RECOMMENDER_SERVICE], store.config.project)
     contract.write(doc, run)
     home = root / "bentoml"
@@ -67,6 +68,19 @@ def build_world(root: Path, model: str = "itemknn", params: dict | None = None) 
     version, _ = registry.register(run)
     registry.promote(version.tag, note="serving tests")
     return World(data, repo, run, home, version.tag)
+
+
+def build_search_index(run: Path, data: Path, cache: Path) -> Path:
+    """The run's search index over its data's catalog (before registering: it travels)."""
+    from augrec import rundir
+    from augrec.data.loaders import load_dataset
+    from augrec.search.catalog import catalog_from_dataset
+    from augrec.search.index import SearchIndex, SearchParams
+
+    _, item_ids = rundir.load_model(run)
+    catalog = catalog_from_dataset(load_dataset(data), item_ids)
+    params = SearchParams(alpha=0.5, personalization=0.5, depth=50)
+    return SearchIndex.build(catalog, params, cache_dir=cache).save(run / rundir.SEARCH_INDEX)
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ from augrec.cli.features import features_app
 from augrec.cli.models import gate, models_app
 from augrec.cli.pipeline import pipeline_app
 from augrec.cli.pipeline import run as run_cmd
+from augrec.cli.search import search
 from augrec.cli.serve import serve
 from augrec.cli.train import augment_cmd, train
 from augrec.errors import AugrecError
@@ -37,6 +38,7 @@ app.command("train")(train)
 app.command("augment")(augment_cmd)
 app.command("gate")(gate)
 app.command("serve")(serve)
+app.command("search")(search)
 reflow_help(app)
 flags_without_type_placeholder()
 

@@ -71,7 +71,7 @@ def serve(
 ) -> None:
     """Serve recommendations over HTTP (BentoML) and gRPC from one process.
 
-    HTTP: [cyan]POST /recommend /similar /events[/], [cyan]GET /readyz /status /metrics[/].
+    HTTP: [cyan]POST /recommend /similar /events /search[/], [cyan]GET /readyz /status /metrics[/].
     gRPC: [cyan]augrec.v1.Recommender[/], the Open Inference Protocol (model
     [cyan]recommender[/]), health and reflection. See docs/serving.md.
     """

@@ -3,15 +3,20 @@
 Formats (auto-detected from the file):
 - `augrec`: our interactions schema as CSV/TSV or parquet
   (`user_id,item_id,timestamp[,event_type,weight]`), with an optional items table beside it
-  (`items.csv` / `items.parquet`).
+  (`items.csv` / `items.parquet`; optional columns `category`, `brand`, `price`, `title`).
 - `amazon-seq`: the 5-core sequence format, `user item item ...` per line, with the optional
-  position-aligned `<stem>_time_org_rank.txt` and `<stem>_item2attributes.json` beside it.
+  position-aligned `<stem>_time_org_rank.txt`, `<stem>_item2attributes.json` and
+  `<stem>_titles.tsv` (`item_id<TAB>...<TAB>title`, a header naming both) beside it.
+
+Any format takes an explicit titles file (`titles=`), which wins over one found beside the
+data; its titles fill the items table's `title` column.
 - `diginetica`: the CIKM Cup 2016 purchases log (`sessionId;userId;timeframe;eventdate;...`),
   with `product-categories.csv` beside it.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from pathlib import Path
@@ -89,11 +94,18 @@ def detect_format(path: Path) -> str:
     return "augrec"
 
 
-def load_dataset(path: str | Path, fmt: str | None = None) -> Dataset:
+def load_dataset(
+    path: str | Path, fmt: str | None = None, titles: str | Path | None = None
+) -> Dataset:
     """Load and validate a dataset file; raises `DataValidationError` on a bad file.
 
-    `path` is a local file or directory, or a URI (`s3://bucket/data/beauty`) that is fetched
-    once into the local cache (`augrec.storage.local_copy`) and read from there.
+    Args:
+        path: The interactions file (or a directory holding `interactions.*`): a local path,
+            or a URI (`s3://bucket/data/beauty`) fetched once into the local cache
+            (`augrec.storage.local_copy`) and read from there.
+        fmt: One of `FORMATS`; detected from the file when None.
+        titles: A table with `item_id` and `title` columns (TSV, CSV or parquet) whose
+            titles join the items table; default: `<stem>_titles.tsv` beside an Amazon file.
     """
     from augrec import storage
 
@@ -140,8 +152,42 @@ def load_dataset(path: str | Path, fmt: str | None = None) -> Dataset:
         ds = loaders[fmt](path)
     except UnicodeDecodeError as exc:  # past the sniffed block
         raise _unreadable(path, f"not UTF-8 text (at byte {exc.start} of a block)") from None
+    if titles is None and fmt == "amazon-seq":
+        beside = path.with_name(f"{path.stem}_titles.tsv")
+        titles = beside if beside.exists() else None
+    if titles is not None:
+        _attach_titles(ds, Path(titles))
     log.info("loaded %s", ds.summary())
     return ds
+
+
+def read_titles(path: Path) -> pd.DataFrame:
+    """`item_id, title` from a table with (at least) those columns; ids unique integers."""
+    if not path.exists():
+        raise DataValidationError(
+            str(path), [Problem("missing", "--titles", 0, f"no such file: {path}")]
+        )
+    if path.suffix == ".tsv":  # titles hold quotes and commas; a TSV field is the raw text
+        raw = pd.read_csv(path, sep="\t", dtype=str, quoting=csv.QUOTE_NONE)
+    else:
+        raw = read_table(path)
+    if "title" not in raw.columns:
+        raise DataValidationError(
+            str(path),
+            [Problem("columns", "title", len(raw), f"missing; found {list(raw.columns)}")],
+        )
+    table = validate_items(raw[[c for c in ("item_id", "title") if c in raw.columns]], str(path))
+    table["title"] = table["title"].fillna("").astype(str)
+    return table
+
+
+def _attach_titles(ds: Dataset, path: Path) -> None:
+    """Join a titles table into `ds.items` (titles of items not in the log are kept too)."""
+    titles = read_titles(path)
+    items = ds.items.drop(columns=["title"], errors="ignore")
+    ds.items = items.merge(titles, on="item_id", how="outer").astype({"item_id": "int64"})
+    ds.items["title"] = ds.items["title"].fillna("")
+    ds.files.append(path)
 
 
 def read_table(path: Path) -> pd.DataFrame:

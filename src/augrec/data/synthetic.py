@@ -2,7 +2,7 @@
 
 The generator plants structure a sequential model can learn and a popularity model cannot:
 - power-law item popularity and user activity (most users are short, a few are long);
-- categories with brands and log-normal prices;
+- categories with brands and log-normal prices, and titles (brand, adjective, product noun);
 - co-purchase chains: each item has a few complements (shampoo -> conditioner) that often
   come next, so the *last* item predicts the next one;
 - category loyalty: users return to categories they bought from (replenishment);
@@ -78,12 +78,71 @@ def _catalog(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[_Catalog, 
             "category": [f"cat_{c:02d}" for c in category],
             "brand": [f"brand_{b:03d}" for b in brand],
             "price": price,
-            "title": [
-                f"item {i} (cat_{c:02d})" for i, c in zip(range(1, n + 1), category, strict=True)
-            ],
+            "title": _titles(category, brand, cfg.seed),
         }
     )
     return _Catalog(category, pop, comp, members, cdfs), items
+
+
+# Plausible product text for the demo catalog, so the text and search paths run on it: each
+# category is a product type (the department is documentation); each brand a made-up name.
+_PRODUCTS = (
+    ("Lipstick", "Makeup Lips"),
+    ("Nail Polish", "Makeup Nails"),
+    ("Mascara", "Makeup Eyes"),
+    ("Eyeliner", "Makeup Eyes"),
+    ("Foundation", "Makeup Face"),
+    ("Concealer", "Makeup Face"),
+    ("Shampoo", "Hair Care"),
+    ("Conditioner", "Hair Care"),
+    ("Hair Oil", "Hair Care"),
+    ("Face Serum", "Skin Care Face"),
+    ("Moisturizer", "Skin Care Face"),
+    ("Sunscreen", "Skin Care Sun"),
+    ("Body Lotion", "Bath & Body"),
+    ("Shower Gel", "Bath & Body"),
+    ("Eau de Parfum", "Fragrance Women"),
+    ("Cologne", "Fragrance Men"),
+    ("Makeup Brush", "Tools & Accessories"),
+    ("Hair Dryer", "Tools & Accessories Hair"),
+)
+_ADJECTIVES = (
+    "Matte",
+    "Hydrating",
+    "Volumizing",
+    "Long-Lasting",
+    "Nourishing",
+    "Gentle",
+    "Intense",
+    "Sheer",
+    "Waterproof",
+    "Organic",
+    "Classic",
+    "Radiant",
+    "Ultra Light",
+    "Repairing",
+)
+_COLOURS = ("Red", "Nude", "Rose", "Black", "Coral", "Berry", "Clear", "Gold", "")
+_SYLLABLES = ("lu", "ma", "ve", "ro", "sa", "ki", "no", "ta", "li", "bel", "or", "en")
+
+
+def _brand_name(b: int) -> str:
+    a, c = _SYLLABLES[b % 12], _SYLLABLES[(b // 12) % 12]
+    return f"{a}{c}{_SYLLABLES[(b * 7 + 3) % 12]}".capitalize()
+
+
+def _titles(category: np.ndarray, brand: np.ndarray, seed: int) -> list[str]:
+    """`<Brand> <adjective> [<colour>] <product noun>, <size>` per item (its own rng stream)."""
+    rng = np.random.default_rng([seed, 7])  # separate stream: interactions do not change
+    out = []
+    for c, b in zip(category, brand, strict=True):
+        noun, _ = _PRODUCTS[int(c) % len(_PRODUCTS)]
+        adj = _ADJECTIVES[rng.integers(len(_ADJECTIVES))]
+        colour = _COLOURS[rng.integers(len(_COLOURS))]
+        size = f"{int(rng.choice([15, 30, 50, 100, 250]))} ml"
+        words = [_brand_name(int(b)), adj, colour, noun]
+        out.append(" ".join(w for w in words if w) + f", {size}")
+    return out
 
 
 def generate(cfg: SyntheticConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -28,6 +28,7 @@ ENV = {
     "max_batch_size": "AUGREC_MAX_BATCH_SIZE",
     "torch_threads": "AUGREC_TORCH_THREADS",
     "max_request_bytes": "AUGREC_MAX_REQUEST_BYTES",
+    "search_index": "AUGREC_SEARCH_INDEX",
 }
 # A registry on object storage travels in its own variable: BENTOML_HOME must stay a local
 # folder, since BentoML itself reads it in every process it starts.
@@ -58,6 +59,9 @@ class ServingConfig(BaseModel):
         1, ge=1, description="torch threads per worker (None: torch's default, all cores)"
     )
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="larger bodies get 413")
+    search_index: str | None = Field(
+        None, description="search index file; default: the model's search_index.zip, if any"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingConfig:
@@ -69,7 +73,7 @@ class ServingConfig(BaseModel):
             if value is None:
                 continue
             if value == "":
-                if field in ("model", "home", "feature_repo", "torch_threads"):
+                if field in ("model", "home", "feature_repo", "torch_threads", "search_index"):
                     raw[field] = None
                 continue
             raw[field] = value

@@ -16,6 +16,12 @@ the popularity and item-kNN models, the learnt prior for SASRec). Either way a p
 answer scores each item relative to the most popular one: 1.0 is the top item, 0.5 half as
 popular.
 
+Search (`search`) ranks the catalog for a query with the model's search index (BM25 +
+packaged-encoder embeddings, fused; `augrec.search`), re-ranked by the user's model score
+when a user with history is named; anonymous shoppers get the unpersonalised ranking,
+flagged `fallback_reason: anonymous`. The index is the run's `search_index.zip` (or
+`AUGREC_SEARCH_INDEX`); one built for another catalog stops the server at start.
+
 Ids in requests and responses are the catalog's own; the model works on encoded ids.
 """
 
@@ -34,6 +40,7 @@ from augrec.serving import schemas as s
 from augrec.serving.errors import InvalidRequest, NotFound, Unavailable
 
 if TYPE_CHECKING:
+    from augrec.search.index import SearchIndex
     from augrec.serving.batching import ScoreBatcher
     from augrec.serving.config import ServingConfig
     from augrec.serving.loading import LoadedModel
@@ -50,6 +57,7 @@ class Recommender:
         loaded: LoadedModel,
         features: OnlineFeatures,
         batcher: ScoreBatcher | None = None,
+        search_index: SearchIndex | None = None,
     ):
         self.loaded = loaded
         self.model = loaded.model
@@ -64,6 +72,8 @@ class Recommender:
         self.categories: dict[str, np.ndarray] | None = None  # category -> [N] bool mask
         self.popularity, self.popularity_source = self._load_catalog()
         self.contract, self.contract_problems = self._check_contract()
+        self.search_index = search_index
+        self._search_filters: dict[str, dict[str, np.ndarray]] | None = None
 
     @classmethod
     def load(cls, config: ServingConfig, on_batch=None) -> Recommender:
@@ -81,7 +91,7 @@ class Recommender:
             from augrec.serving.batching import ScoreBatcher
 
             batcher = ScoreBatcher(loaded.model.score, config.max_batch_size, on_batch)
-        rec = cls(loaded, features, batcher)
+        rec = cls(loaded, features, batcher, load_search_index(config, loaded))
         log.info(
             "serving %s (%s, %d items) in %.1f s; feature store: %s",
             rec.version,
@@ -152,6 +162,48 @@ class Recommender:
             fallback_reason="no_item_representation",
         )
 
+    def search(self, req: s.SearchRequest) -> s.SearchResponse:
+        """Items matching `req.query`, personalised for `req.user_id` (see the module doc)."""
+        from augrec.search import rank
+
+        index = self.search_index
+        if index is None:
+            raise Unavailable(
+                "query",
+                f"model {self.version} has no search index; build one with "
+                "`augrec search --model RUN --build-from DATA` (or set AUGREC_SEARCH_INDEX)",
+            )
+        scores = index.fused([req.query])
+        reason: s.FallbackReason | None = None
+        personalized = False
+        if req.user_id is None:
+            reason = "anonymous"
+        else:
+            stored = self.features.history(req.user_id)
+            if stored is None:
+                reason, stored = "feature_store_unavailable", np.zeros(0, dtype=np.int64)
+            history = self.encode(stored.tolist())
+            if not len(history):
+                reason = reason or "empty_history"
+            elif index.params.personalization > 0:
+                p = index.params
+                model = self._score(history)[None, :]
+                scores = rank.personalize(scores, model, p.personalization, p.depth)
+                personalized = True
+        scores = scores[0]
+        if req.filters is not None:
+            for name in ("category", "brand"):
+                value = getattr(req.filters, name)
+                if value is not None:
+                    scores[~torch.from_numpy(self._search_mask(name, value))] = -torch.inf
+        return s.SearchResponse(
+            items=self._top(scores, req.k),
+            model_version=self.version,
+            personalized=personalized,
+            fallback=reason is not None,
+            fallback_reason=reason,
+        )
+
     def push_event(self, req: s.EventRequest) -> s.EventResponse:
         """Fold a live event into the user's online features (the next recommend sees it).
 
@@ -211,6 +263,24 @@ class Recommender:
             raise InvalidRequest("category", f"unknown category {category!r}")
         return mask
 
+    def _search_mask(self, name: str, value: str) -> np.ndarray:
+        """[N+1] bool: items whose brand (or one of whose category names) is `value`."""
+        if self._search_filters is None:
+            cat = self.search_index.catalog
+            masks: dict[str, dict[str, np.ndarray]] = {"category": {}, "brand": {}}
+            for enc in range(1, cat.n_items + 1):
+                keys = {"brand": [cat.brands[enc]], "category": cat.categories[enc]}
+                for kind, values in keys.items():
+                    for v in values:
+                        if v:
+                            m = masks[kind].setdefault(v.lower(), np.zeros(cat.n_items + 1, bool))
+                            m[enc] = True
+            self._search_filters = masks
+        mask = self._search_filters[name].get(value.lower())
+        if mask is None:
+            raise InvalidRequest(f"filters.{name}", f"no item has {name} {value!r}")
+        return mask
+
     def _load_catalog(self) -> tuple[torch.Tensor, str]:
         """Item categories and popularity from the store, else popularity from the model."""
         got = self.features.catalog(self.item_ids[1:].tolist())
@@ -251,3 +321,18 @@ class Recommender:
         except Exception as exc:
             return "mismatch", [f"feature contract could not be checked: {exc}"]
         return ("mismatch", problems) if problems else ("ok", [])
+
+
+def load_search_index(config: ServingConfig, loaded: LoadedModel) -> SearchIndex | None:
+    """The configured index, else the run's `search_index.zip`, else None (no /search).
+
+    Raises:
+        IndexMismatch: the index was built for another catalog than the model's.
+    """
+    from augrec import rundir
+    from augrec.search.index import SearchIndex
+
+    path = config.search_index or (loaded.path / rundir.SEARCH_INDEX)
+    if not config.search_index and not (loaded.path / rundir.SEARCH_INDEX).exists():
+        return None
+    return SearchIndex.load(path, loaded.item_ids)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Feast keys and our encoded catalogs are int64; larger ids cannot exist, and refusing them
 # here keeps them from overflowing a protobuf or SQLite integer further down.
@@ -18,6 +18,7 @@ MAX_ID = 2**63 - 1
 MAX_K = 1000  # a page of recommendations, not a catalog dump
 MAX_RECENT_ITEMS = 200
 MAX_CATEGORY_LENGTH = 200
+MAX_QUERY_LENGTH = 500  # characters; a search box, not a document
 # Unix seconds; events outside 1970..2100 are typos (milliseconds, say). Bounds are
 # inclusive: BentoML publishes OpenAPI 3.0, where exclusive bounds are spelt differently.
 MAX_TIMESTAMP = 4_102_444_800
@@ -27,6 +28,7 @@ FallbackReason = Literal[
     "empty_history",  # unknown user, or no item of the history is known to the model
     "feature_store_unavailable",  # the stored history could not be read
     "no_item_representation",  # /similar: the model has none, or the item has no neighbours
+    "anonymous",  # /search without a user_id: the unpersonalised ranking
 ]
 
 UserId = Field(ge=0, le=MAX_ID, description="the user's id (as in the interaction log)")
@@ -76,6 +78,43 @@ class EventRequest(_Request):
     )
 
 
+class SearchFilters(_Request):
+    """Restrict search results; unknown filter names are refused (naming the filter)."""
+
+    category: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_CATEGORY_LENGTH,
+        description="only items with this category-path name (case-insensitive)",
+    )
+    brand: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_CATEGORY_LENGTH,
+        description="only items of this brand (case-insensitive)",
+    )
+
+
+class SearchRequest(_Request):
+    """Products matching a query, ranked for the user when one is named."""
+
+    query: str = Field(
+        min_length=1, max_length=MAX_QUERY_LENGTH, description="what the shopper typed"
+    )
+    user_id: int | None = Field(
+        None, ge=0, le=MAX_ID, description="the shopper (absent: anonymous, unpersonalised)"
+    )
+    k: int = Field(10, ge=1, le=MAX_K, description="how many items to return")
+    filters: SearchFilters | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _has_text(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must contain a word, not only whitespace")
+        return v
+
+
 class ScoredItem(BaseModel):
     """One recommended item and its model score (higher is better)."""
 
@@ -99,6 +138,16 @@ class SimilarResponse(BaseModel):
     items: list[ScoredItem]
     model_version: str
     fallback: bool = Field(description="true when the items are popular, not similar, items")
+    fallback_reason: FallbackReason | None = None
+
+
+class SearchResponse(BaseModel):
+    """Matching items, best first."""
+
+    items: list[ScoredItem]
+    model_version: str
+    personalized: bool = Field(description="re-ranked by the user's sequential model")
+    fallback: bool = Field(description="true when the ranking is not personalised")
     fallback_reason: FallbackReason | None = None
 
 
