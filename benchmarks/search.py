@@ -172,12 +172,12 @@ def personalized_ranks(
     return out, rec
 
 
+@torch.no_grad()  # scoped: a process-wide switch leaked into later tests in the same process
 def evaluate_model(run: Path, ds, split: Split, index: SearchIndex, attrs_note: str) -> dict:
     t0 = time.perf_counter()
     model, item_ids = load_model(run, device="cpu")
     if fingerprint(item_ids) != index.fingerprint:
         raise SystemExit(f"{run}: the model's catalog is not this data's (fingerprint differs)")
-    torch.set_grad_enabled(False)
     qv, qt = Queries(index, split.valid), Queries(index, split.test)
     tv, tt = text_rows(index, qv), text_rows(index, qt)
     fusion, fusion_grid = tune_fusion(tv, qv)

@@ -154,7 +154,7 @@ def _buckets(runs: dict[str, dict[str, Any]]) -> str:
         ("history_length", "training items per user"),
         ("target_popularity", "training interactions of the target item"),
     ):
-        fig, ax = _figure()
+        fig, ax = _figure(width=7.0)
         names = list(runs)
         buckets = list(runs[names[0]]["buckets"][key])
         x = np.arange(len(buckets))
@@ -164,7 +164,9 @@ def _buckets(runs: dict[str, dict[str, Any]]) -> str:
             ax.bar(x + i * width, vals, width, label=name)
         users = [runs[names[0]]["buckets"][key][b]["users"] for b in buckets]
         ax.set_xticks(x + width * (len(names) - 1) / 2)
-        ax.set_xticklabels([f"{b}\n({u} users)" for b, u in zip(buckets, users, strict=True)])
+        ax.set_xticklabels(
+            [f"{b}\n({u:,} users)" for b, u in zip(buckets, users, strict=True)], fontsize=8
+        )
         ax.set_xlabel(label)
         ax.set_ylabel("test NDCG@10")
         ax.legend()
