@@ -221,11 +221,11 @@ def augment(
     method = AUTO_METHOD if method == "auto" else method
     if method not in METHODS:
         raise ConfigError(f"augment: unknown method {method!r}; expected one of {list(METHODS)}")
-    config = config or {}
+    config = _kfp_values(config or {})
     try:
         split_cfg = SplitConfig(**(config.get("split") or {}))
         aug_cfg = AugmentConfig(**{**(config.get("augment") or {}), "method": method})
-        ray_cfg = RayConfig(**ray)
+        ray_cfg = RayConfig(**_kfp_values(ray))
     except ValueError as exc:
         raise ConfigError(f"augment config: {exc}") from exc
     data = dataset_path(dataset)
@@ -287,8 +287,8 @@ def train(
         return {**info, **_test_summary(rundir.read_metrics(_local(out, "models")))}
     dataset, synthetic = _local(dataset), _local(synthetic) if synthetic else None
     try:
-        cfg = TrainConfig(**(config or {}))
-        ray_cfg = RayConfig(**ray)
+        cfg = TrainConfig(**_kfp_values(config or {}))
+        ray_cfg = RayConfig(**_kfp_values(ray))
     except ValueError as exc:
         raise ConfigError(f"train config: {exc}") from exc
     source = None
@@ -313,6 +313,21 @@ def train(
             )
     _write_out(out, lambda path: rundir.write_run(result, path, cfg, overwrite=True))
     return _test_summary(result.metrics())
+
+
+def _kfp_values(obj: Any) -> Any:
+    """Undo what a kfp dict parameter does to numbers: a protobuf Struct holds only floats.
+
+    `hidden: 128` arrives as 128.0; integral floats become ints again so configs, metrics
+    and manifests say what the user wrote (every float field accepts an int).
+    """
+    if isinstance(obj, dict):
+        return {k: _kfp_values(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_kfp_values(v) for v in obj]
+    if isinstance(obj, float) and obj.is_integer():
+        return int(obj)
+    return obj
 
 
 def _test_summary(m: dict[str, Any]) -> dict[str, Any]:
@@ -402,7 +417,7 @@ def gate(
     from augrec.registry.store import open_registry
 
     try:
-        cfg = GateConfig(**(config or {}))
+        cfg = GateConfig(**_kfp_values(config or {}))
     except ValueError as exc:
         raise ConfigError(f"gate config: {exc}") from exc
     champion = open_registry(home or None).champion(cfg.regression.against)

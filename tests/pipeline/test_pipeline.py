@@ -120,6 +120,7 @@ def test_auto_augmentation_runs_end_to_end_and_the_served_model_is_the_promoted_
     assert tag is not None and load(None, str(home)).version == tag
     model = out / "model"
     assert rundir.read_json(model, rundir.GATE)["passed"]
+    assert rundir.read_metrics(model)["params"] == {"neighbors": 50}  # ints survive kfp
     expected = "augmented" if choice["augmented"] > choice["baseline"] else "baseline"
     assert choice["chosen"] == expected
 
