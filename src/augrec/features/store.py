@@ -71,10 +71,10 @@ def load_config(
     return config
 
 
-# `augrec run` (issue 8) is to do all three; name it here once it exists.
+# What fills a store: the pipeline does it as a step; the features commands one by one.
 FILL_COMMANDS = (
-    "`augrec features ingest --data DATA`, `augrec features apply` and "
-    "`augrec features materialize`"
+    "`augrec run --data DATA` (the whole pipeline), or `augrec features ingest --data DATA`, "
+    "`augrec features apply` and `augrec features materialize`"
 )
 
 
