@@ -158,17 +158,15 @@ def build(scale: PipelineScale | None = None):  # noqa: ANN201 (a kfp GraphCompo
             "service": feature_service,
             "fingerprint": feats.outputs["Output"],
         }
-        base = _heavy(
-            training.train(
-                dataset=dataset,
-                model_name=model,
-                config=train_config,
-                seed=seed,
-                features=feature_source,
-                ray=ray,
-            ),
-            scale,
-        ).set_display_name("train (real only)")
+        train_args = dict(
+            dataset=dataset,
+            model_name=model,
+            config=train_config,
+            seed=seed,
+            features=feature_source,
+            ray=ray,
+        )
+        base = _heavy(training.train(**train_args), scale).set_display_name("train (real only)")
         with dsl.If(augment == "none", name="no-augmentation"):
             sel = _size(
                 training.select(baseline=base.outputs["model"], method=augment), scale.light
@@ -184,16 +182,7 @@ def build(scale: PipelineScale | None = None):  # noqa: ANN201 (a kfp GraphCompo
                 scale,
             )
             cand = _heavy(
-                training.train(
-                    dataset=dataset,
-                    model_name=model,
-                    config=train_config,
-                    seed=seed,
-                    features=feature_source,
-                    ray=ray,
-                    synthetic=aug.outputs["synthetic"],
-                ),
-                scale,
+                training.train(**train_args, synthetic=aug.outputs["synthetic"]), scale
             ).set_display_name("train (real + synthetic)")
             sel = _size(
                 training.select(
