@@ -1,13 +1,8 @@
-"""Shared fixtures: tiny data, a Feast repo copy, and a registry home per test."""
+"""Shared fixtures: tiny data and a registry home per test."""
 
-import shutil
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-# itemknn with fixed settings: seconds per fit, and the gate's floors are met on this data.
-KNN = {"model": {"neighbors": 50}}
 
 
 @pytest.fixture(autouse=True)
@@ -27,14 +22,6 @@ def shop(tmp_path_factory) -> Path:
     interactions.to_parquet(out / "interactions.parquet", index=False)
     items.to_parquet(out / "items.parquet", index=False)
     return out
-
-
-def new_feature_repo(dest: Path) -> Path:
-    """A copy of the project's Feast definitions without data."""
-    shutil.copytree(
-        REPO / "feature_repo", dest, ignore=shutil.ignore_patterns("data", "__pycache__")
-    )
-    return dest
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_helpers import KNN, new_feature_repo
 
 from augrec import rundir
 from cli_helpers import run_cli
-from conftest import KNN, new_feature_repo
 
 
 def _compile(tmp_path, *extra) -> dict:

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 from kfp import dsl
+from pipeline_helpers import KNN, new_feature_repo
 
 from augrec import rundir
 from augrec.errors import ConfigError, DataValidationError
-from conftest import KNN, new_feature_repo
 
 
 def art(cls, path: Path):
