@@ -168,9 +168,8 @@ def build(scale: PipelineScale | None = None):  # noqa: ANN201 (a kfp GraphCompo
         )
         base = _heavy(training.train(**train_args), scale).set_display_name("train (real only)")
         with dsl.If(augment == "none", name="no-augmentation"):
-            sel = _size(
-                training.select(baseline=base.outputs["model"], method=augment), scale.light
-            )
+            # Not cached (a copy, seconds): `augrec run` reads the choice from this run's folder.
+            sel = _uncached(training.select(baseline=base.outputs["model"], method=augment), scale)
             ship(
                 base.outputs["model"], sel.outputs["model"], sel.outputs["Output"], dataset, params
             )
@@ -184,13 +183,13 @@ def build(scale: PipelineScale | None = None):  # noqa: ANN201 (a kfp GraphCompo
             cand = _heavy(
                 training.train(**train_args, synthetic=aug.outputs["synthetic"]), scale
             ).set_display_name("train (real + synthetic)")
-            sel = _size(
+            sel = _uncached(
                 training.select(
                     baseline=base.outputs["model"],
                     method=augment,
                     candidate=cand.outputs["model"],
                 ),
-                scale.light,
+                scale,
             )
             ship(
                 base.outputs["model"],
