@@ -41,6 +41,7 @@ from augrec.registry.store import (
     AliasedVersions,
     ModelVersion,
     check_files,
+    only_match,
     prepare_registration,
 )
 
@@ -227,13 +228,7 @@ class ObjectRegistry(AliasedVersions):
             if named:
                 return named[-1]
             matches = [v for v in versions if v.version.startswith(ref)]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise RegistryError(
-                f"{ref!r} matches several versions: {', '.join(v.tag for v in matches)}"
-            )
-        raise RegistryError(f"no alias, model or version {ref!r} in {self.home}")
+        return only_match(matches, ref, self.home)
 
     # ---- writing -------------------------------------------------------------------------
 

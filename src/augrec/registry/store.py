@@ -68,6 +68,17 @@ def _no_none(obj: Any) -> Any:
     return obj
 
 
+def only_match(matches: list[ModelVersion], ref: str, home: Any) -> ModelVersion:
+    """The one version `ref` names among `matches`; a clear error for none or several."""
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise RegistryError(
+            f"{ref!r} matches several versions: {', '.join(v.tag for v in matches)}"
+        )
+    raise RegistryError(f"no alias, model or version {ref!r} in {home}")
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered version: its tag, where its files are, and what BentoML recorded."""
@@ -344,13 +355,7 @@ class Registry(AliasedVersions):
                 ref = f"{ref}:latest"
             else:
                 matches = [v for v in self.versions() if v.version.startswith(ref)]
-                if len(matches) == 1:
-                    return matches[0]
-                if len(matches) > 1:
-                    raise RegistryError(
-                        f"{ref!r} matches several versions: {', '.join(v.tag for v in matches)}"
-                    )
-                raise RegistryError(f"no alias, model or version {ref!r} in {self.home}")
+                return only_match(matches, ref, self.home)
         try:
             model = self._store.get(ref)
         except (BentoMLException, ValueError) as exc:
