@@ -1,4 +1,4 @@
-"""The gRPC server that runs beside the Bento, over the same in-process `Recommender`.
+"""The gRPC server that runs beside the Bento, over the same in-process `ServingRecommender`.
 
 BentoML's `@bentoml.service` cannot serve gRPC (bentoml issues 4634, 5607), so the service
 starts this grpcio server from its `on_startup` hook, in the same worker process. It serves:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from augrec.services.metrics import Metrics
 
     from augrec.serving.config import ServingConfig
-    from augrec.serving.recommender import Recommender
+    from augrec.serving.recommender import ServingRecommender
 
 log = logging.getLogger(__name__)
 SERVICE = "augrec.v1.Recommender"
@@ -140,7 +140,7 @@ def _items(pb2: Any, items: list[s.ScoredItem]) -> list[Any]:
     return [pb2.ScoredItem(item_id=i.item_id, score=i.score) for i in items]
 
 
-def typed_handlers(rec: Recommender, metrics: Metrics) -> grpc.GenericRpcHandler:
+def typed_handlers(rec: ServingRecommender, metrics: Metrics) -> grpc.GenericRpcHandler:
     """`augrec.v1.Recommender`, built from the generated messages."""
     from augrec.services import stubs
 
@@ -198,7 +198,7 @@ def typed_handlers(rec: Recommender, metrics: Metrics) -> grpc.GenericRpcHandler
 class GrpcServer:
     """A started server: the grpcio server, its port, and the health updater."""
 
-    def __init__(self, rec: Recommender, config: ServingConfig, metrics: Metrics):
+    def __init__(self, rec: ServingRecommender, config: ServingConfig, metrics: Metrics):
         from augrec.services import oip
         from grpc_health.v1 import health, health_pb2, health_pb2_grpc
         from grpc_reflection.v1alpha import reflection

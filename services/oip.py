@@ -1,4 +1,6 @@
-"""The KServe Open Inference Protocol v2 (`inference.GRPCInferenceService`) over `Recommender`.
+"""The KServe Open Inference Protocol v2 (`inference.GRPCInferenceService`) for our models.
+
+Served by `ServingRecommender`, as the other protocols are.
 
 Standard clients (`tritonclient.grpc`, KServe's) see one model, `recommender`:
 
@@ -32,7 +34,7 @@ from augrec.serving.errors import InvalidRequest, NotFound
 if TYPE_CHECKING:
     from augrec.services.metrics import Metrics
 
-    from augrec.serving.recommender import Recommender
+    from augrec.serving.recommender import ServingRecommender
 
 SERVICE = "inference.GRPCInferenceService"
 MODEL_NAME = "recommender"
@@ -132,7 +134,7 @@ def parse_infer(request: Any) -> tuple[list[int], dict[str, Any]]:
     return [int(u) for u in users], fields
 
 
-def handlers(rec: Recommender, metrics: Metrics) -> grpc.GenericRpcHandler:
+def handlers(rec: ServingRecommender, metrics: Metrics) -> grpc.GenericRpcHandler:
     """The five calls of the protocol standard clients need (others: UNIMPLEMENTED)."""
     from augrec.services.grpc_server import unary
     from tritonclient.grpc import service_pb2 as pb

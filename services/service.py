@@ -1,9 +1,9 @@
-"""The augrec Bento: HTTP API, health, metrics, and the gRPC server, over one `Recommender`.
+"""The augrec Bento: HTTP API, health, metrics, and the gRPC server, over one `ServingRecommender`.
 
     bentoml serve augrec.services.service:AugrecService      # or: augrec serve
 
 Configured by environment variables (`augrec.serving.config.ENV`; `augrec serve` sets them).
-Every endpoint is a few lines around `augrec.serving.recommender.Recommender`, which the
+Every endpoint is a few lines around `augrec.serving.recommender.ServingRecommender`, which the
 gRPC servicers (`grpc_server.py`, `oip.py`) share in the same worker process.
 
 - `POST /recommend`, `POST /similar`, `POST /events`, `POST /search`: typed JSON in and out;
@@ -68,16 +68,16 @@ class AugrecService:
         from augrec.services import metrics
 
         from augrec.serving.config import ServingConfig
-        from augrec.serving.recommender import Recommender
+        from augrec.serving.recommender import ServingRecommender
 
         self.config = ServingConfig.from_env()
         self.metrics = metrics.get()
-        self.rec = Recommender.load(self.config, on_batch=self.metrics.batch_size.observe)
+        self.rec = ServingRecommender.load(self.config, on_batch=self.metrics.batch_size.observe)
         self.grpc = None
 
     @bentoml.on_startup
     def start_grpc(self) -> None:
-        """Serve gRPC from this worker, over the same `Recommender` as HTTP."""
+        """Serve gRPC from this worker, over the same `ServingRecommender` as HTTP."""
         if self.config.grpc_port:
             from augrec.services.grpc_server import GrpcServer
 

@@ -9,7 +9,7 @@ from feature_helpers import copy_feature_repo
 from augrec.serving import schemas as s
 from augrec.serving.loading import load
 from augrec.serving.online import OnlineFeatures
-from augrec.serving.recommender import Recommender
+from augrec.serving.recommender import ServingRecommender
 
 
 def _warnings(caplog) -> list[str]:
@@ -20,7 +20,7 @@ def test_a_repo_never_applied_is_not_written_and_names_the_commands(world, tmp_p
     repo = copy_feature_repo(tmp_path / "feature_repo")
     with caplog.at_level(logging.WARNING):
         feats = OnlineFeatures.open(str(repo))
-        rec = Recommender(load("production", world.home), feats)
+        rec = ServingRecommender(load("production", world.home), feats)
     got = rec.recommend(s.RecommendRequest(user_id=1, k=3))
     assert got.fallback_reason == "feature_store_unavailable" and len(got.items) == 3
     assert feats.client is None and "augrec features apply" in feats.error
@@ -36,7 +36,7 @@ def test_an_applied_but_empty_store_says_so_once(world, tmp_path, caplog):
     repo = copy_feature_repo(tmp_path / "feature_repo")
     apply(open_store(repo))  # registered, never ingested nor materialized
     with caplog.at_level(logging.WARNING):
-        Recommender(load("production", world.home), OnlineFeatures.open(str(repo)))
+        ServingRecommender(load("production", world.home), OnlineFeatures.open(str(repo)))
     said = [m for m in _warnings(caplog) if "feature store" in m]
     assert len(said) == 1, said
     assert "holds no item or user rows" in said[0] and "augrec features materialize" in said[0]

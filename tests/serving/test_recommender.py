@@ -19,7 +19,7 @@ from augrec.serving.config import ServingConfig
 from augrec.serving.errors import InvalidRequest, NotFound, Unavailable
 from augrec.serving.loading import load
 from augrec.serving.online import OnlineFeatures
-from augrec.serving.recommender import Recommender
+from augrec.serving.recommender import ServingRecommender
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,8 @@ def features(world) -> OnlineFeatures:
 
 
 @pytest.fixture(scope="module")
-def rec(world, features) -> Recommender:
-    return Recommender(load("production", world.home), features)
+def rec(world, features) -> ServingRecommender:
+    return ServingRecommender(load("production", world.home), features)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_popularity_fallback_has_one_scale_with_and_without_the_store(
     )
     loaded = load(str(run))
     for feats in (features, OnlineFeatures(None, "cannot open")):
-        got = Recommender(loaded, feats).recommend(s.RecommendRequest(user_id=10**9, k=20))
+        got = ServingRecommender(loaded, feats).recommend(s.RecommendRequest(user_id=10**9, k=20))
         assert got.fallback
         scores = [i.score for i in got.items]
         assert scores[0] == pytest.approx(1.0), (model, feats.error, scores)
@@ -161,7 +161,7 @@ def test_popularity_model_has_no_item_representation_so_similar_falls_back(
     world, features, tmp_path
 ):
     run = train_run(world.data, tmp_path / "pop", "popularity")
-    pop = Recommender(load(str(run)), features)
+    pop = ServingRecommender(load(str(run)), features)
     assert pop.version == "run:pop"
     got = pop.similar(s.SimilarRequest(item_id=int(pop.item_ids[1]), k=3))
     assert got.fallback and got.fallback_reason == "no_item_representation"
@@ -170,7 +170,7 @@ def test_popularity_model_has_no_item_representation_so_similar_falls_back(
 
 def test_sasrec_similarity_is_cosine_over_item_embeddings(world, features, tmp_path):
     run = train_run(world.data, tmp_path / "sasrec", "sasrec", SASREC_UNTRAINED)
-    sas = Recommender(load(str(run)), features)
+    sas = ServingRecommender(load(str(run)), features)
     sims = sas.model.item_similarity(np.asarray([3, 4]))
     assert sims.shape == (2, sas.n_items + 1)
     assert sims[0, 3] == pytest.approx(1.0, abs=1e-5) and torch.isneginf(sims[:, 0]).all()
@@ -179,7 +179,7 @@ def test_sasrec_similarity_is_cosine_over_item_embeddings(world, features, tmp_p
 
 def test_store_unavailable_answers_from_the_model_flagged_and_not_ready(world, rec):
     for feats in (OnlineFeatures(None, "cannot open"), OnlineFeatures(_BrokenClient())):
-        degraded = Recommender(rec.loaded, feats)
+        degraded = ServingRecommender(rec.loaded, feats)
         assert degraded.popularity_source == "model" and degraded.contract == "unchecked"
         got = degraded.recommend(s.RecommendRequest(user_id=1, k=5))
         assert got.fallback and got.fallback_reason == "feature_store_unavailable"
@@ -202,11 +202,11 @@ def test_health_checks_the_feature_contract(rec, world):
     assert rec.health().ready and rec.contract == "ok"
     changed = {**rec.loaded.contract}
     changed["services"] = [{**e, "fingerprint": "0" * 64} for e in changed["services"]]
-    mismatched = Recommender(dataclasses.replace(rec.loaded, contract=changed), rec.features)
+    mismatched = ServingRecommender(dataclasses.replace(rec.loaded, contract=changed), rec.features)
     health = mismatched.health()
     assert not health.ready and health.contract == "mismatch"
     assert "recommender_v1" in " ".join(health.problems)
-    unrecorded = Recommender(dataclasses.replace(rec.loaded, contract=None), rec.features)
+    unrecorded = ServingRecommender(dataclasses.replace(rec.loaded, contract=None), rec.features)
     assert unrecorded.health().ready and unrecorded.contract == "not_recorded"
 
 

@@ -15,7 +15,7 @@ from augrec.serving import schemas as s
 from augrec.serving.config import ServingConfig
 from augrec.serving.loading import load
 from augrec.serving.online import OnlineFeatures
-from augrec.serving.recommender import Recommender, load_search_index
+from augrec.serving.recommender import ServingRecommender, load_search_index
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,10 @@ def indexed_run(world):
 
 
 @pytest.fixture(scope="module")
-def rec(world, indexed_run) -> Recommender:
+def rec(world, indexed_run) -> ServingRecommender:
     loaded = load(str(indexed_run))
     feats = OnlineFeatures.open(str(world.feature_repo))
-    return Recommender(loaded, feats, None, load_search_index(ServingConfig(), loaded))
+    return ServingRecommender(loaded, feats, None, load_search_index(ServingConfig(), loaded))
 
 
 def test_anonymous_search_is_flagged_and_personal_search_reranks(rec, world):

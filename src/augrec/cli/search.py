@@ -98,7 +98,7 @@ def search(
     from augrec.serving import schemas as s
     from augrec.serving.config import ServingConfig
     from augrec.serving.loading import describe
-    from augrec.serving.recommender import Recommender
+    from augrec.serving.recommender import ServingRecommender
 
     version, path = describe(model, home)
     if build_from is not None:
@@ -110,7 +110,7 @@ def search(
             raise ConfigError("QUERY: give a query (or --build-from to build the index only)")
         return
     repo = str(feature_repo.resolve()) if feature_repo.exists() else None
-    rec = Recommender.load(
+    rec = ServingRecommender.load(
         ServingConfig(
             model=str(path) if version.startswith("run:") else version,
             home=str(home) if home is not None else None,

@@ -93,7 +93,7 @@ class PrivacyConfig(_Section):
     )
 
 
-class ServingConfig(_Section):
+class ServingSmokeConfig(_Section):
     """Serving smoke test."""
 
     requests: int = Field(20, ge=1, description="timed requests (after one warm-up)")
@@ -115,7 +115,7 @@ class GateConfig(_Section):
     floor: FloorConfig = FloorConfig()
     regression: RegressionConfig = RegressionConfig()
     privacy: PrivacyConfig = PrivacyConfig()
-    serving: ServingConfig = ServingConfig()
+    serving: ServingSmokeConfig = ServingSmokeConfig()
     batch_size: int = Field(512, ge=1, description="users per ranking batch")
 
 
@@ -447,7 +447,7 @@ def _lookup(flat: dict[str, Any], key: str) -> float | None:
 
 
 def _answer(
-    model: Recommender, pool: list[np.ndarray], n_items: int, s: ServingConfig
+    model: Recommender, pool: list[np.ndarray], n_items: int, s: ServingSmokeConfig
 ) -> tuple[list[float], list[str]]:
     """Answer `s.requests` batches after one warm-up; returns latencies (ms) and problems."""
     latencies: list[float] = []

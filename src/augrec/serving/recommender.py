@@ -11,8 +11,8 @@ cannot personalise get the popularity fallback, flagged:
   popularity, and either way `fallback_reason: feature_store_unavailable`.
 
 Popularity is the online `item_popularity.events_total` of each catalog item, read once at
-start; without a store it is the model's own (`Recommender.popularity`: training counts for
-the popularity and item-kNN models, the learnt prior for SASRec). Either way a popularity
+start; without a store it is the model's own (`models.base.Recommender.popularity`: training
+counts for the popularity and item-kNN models, the learnt prior for SASRec). Either way a popularity
 answer scores each item relative to the most popular one: 1.0 is the top item, 0.5 half as
 popular.
 
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Recommender:
+class ServingRecommender:
     """Answers recommend, similar-items and event requests for one loaded model."""
 
     def __init__(
@@ -76,7 +76,7 @@ class Recommender:
         self._search_filters: dict[str, dict[str, np.ndarray]] | None = None
 
     @classmethod
-    def load(cls, config: ServingConfig, on_batch=None) -> Recommender:
+    def load(cls, config: ServingConfig, on_batch=None) -> ServingRecommender:
         """Load the configured model and open the feature store (which may be unavailable)."""
         from augrec.serving.loading import load
         from augrec.serving.online import OnlineFeatures
