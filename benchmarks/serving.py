@@ -3,7 +3,8 @@
 Usage:
     python benchmarks/serving.py --data DATA [--model production] [--home DIR]
         [--feature-repo feature_repo] [--duration 60] [--concurrency 1,8,32]
-        [--protocols http,grpc,oip,floor] [--batching off|on|both] [--k 10]
+        [--protocols http,grpc,oip,floor,search-http,search-grpc] [--batching off|on|both]
+        [--k 10]
 
 Starts the real service (`augrec serve`'s command: `bentoml serve` with its gRPC server) on
 loopback, and separately `floor_service.py` (a BentoML endpoint that returns a constant),
@@ -13,7 +14,10 @@ after a short warm-up, with real clients:
 - `http`:  aiohttp, `POST /recommend {user_id, k}`;
 - `grpc`:  grpc.aio and the generated `augrec.v1.Recommender` stub, `Recommend`;
 - `oip`:   `tritonclient.grpc.aio`, `ModelInfer` on model `recommender`, one user per call;
-- `floor`: aiohttp against the constant endpoint (what BentoML + HTTP + the client cost here).
+- `floor`: aiohttp against the constant endpoint (what BentoML + HTTP + the client cost here);
+- `search-http`, `search-grpc`: `POST /search` and the gRPC `Search`, personalised
+  (`{query, user_id, k}`), when the model has a search index. Queries are the category-path
+  words of catalog items (the search benchmark's protocol), one per user id.
 
 User ids are drawn uniformly from the users of `--data` (the file the model and the feature
 store were built from). Prints one JSON document: per batching mode, protocol and
@@ -42,6 +46,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 WARMUP_S = 2.0
+PROTOCOLS = ("http", "grpc", "oip", "floor", "search-http", "search-grpc")
 
 
 def free_port() -> int:
@@ -206,6 +211,64 @@ def oip_client(address: str, k: int):
     return make
 
 
+def search_queries(args: argparse.Namespace) -> list[str]:
+    """One query per catalog item with category names (else its title's first words)."""
+    from augrec import rundir
+    from augrec.search.index import SearchIndex
+    from augrec.serving.loading import describe
+
+    _, path = describe(args.model, args.home)
+    catalog = SearchIndex.load(Path(path) / rundir.SEARCH_INDEX).catalog
+    queries = []
+    for title, cats in zip(catalog.titles[1:], catalog.categories[1:], strict=True):
+        words = " ".join(dict.fromkeys(" ".join(cats).lower().split())) or " ".join(
+            title.split()[:3]
+        )
+        if words:
+            queries.append(words)
+    if not queries:
+        raise SystemExit("search: the model's catalog has no text to build queries from")
+    return queries
+
+
+def search_http_client(base: str, k: int, queries: list[str]):
+    async def make() -> tuple[Call, Callable]:
+        import aiohttp
+
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=30)
+        )
+
+        async def call(user: int) -> bool:
+            body = {"query": queries[user % len(queries)], "user_id": user, "k": k}
+            async with session.post(f"{base}/search", json=body) as r:
+                await r.read()
+                return r.status == 200
+
+        return call, session.close
+
+    return make
+
+
+def search_grpc_client(address: str, k: int, queries: list[str]):
+    async def make() -> tuple[Call, Callable]:
+        import grpc
+        from augrec.services import stubs
+
+        pb2, pb2_grpc = stubs.load()
+        channel = grpc.aio.insecure_channel(address)
+        stub = pb2_grpc.RecommenderStub(channel)
+
+        async def call(user: int) -> bool:
+            req = pb2.SearchRequest(query=queries[user % len(queries)], user_id=user, k=k)
+            out = await stub.Search(req, timeout=30)
+            return bool(out.items)
+
+        return call, channel.close
+
+    return make
+
+
 def run_levels(name: str, make, users, levels: list[int], duration: float) -> list[dict]:
     out = []
     for c in levels:
@@ -224,7 +287,9 @@ def main() -> None:
     parser.add_argument("--feature-env", default="local")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per level")
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--protocols", default="http,grpc,oip,floor")
+    parser.add_argument(
+        "--protocols", default="http,grpc,oip,floor", help="any of: " + ",".join(PROTOCOLS)
+    )
     parser.add_argument("--batching", choices=["off", "on", "both"], default="off")
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
@@ -234,6 +299,8 @@ def main() -> None:
     users = np.unique(load_dataset(args.data).interactions["user_id"].to_numpy())
     levels = [int(c) for c in args.concurrency.split(",")]
     protocols = [p.strip() for p in args.protocols.split(",")]
+    if unknown := sorted(set(protocols) - set(PROTOCOLS)):
+        parser.error(f"--protocols: unknown {unknown}; choose from {','.join(PROTOCOLS)}")
     report: dict = {
         "benchmark": "serving",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -261,6 +328,11 @@ def main() -> None:
             "grpc": grpc_client(grpc_addr, args.k),
             "oip": oip_client(grpc_addr, args.k),
         }
+        if any(p.startswith("search-") for p in protocols):
+            queries = search_queries(args)
+            report["config"]["search_queries"] = len(set(queries))
+            clients["search-http"] = search_http_client(http_url, args.k, queries)
+            clients["search-grpc"] = search_grpc_client(grpc_addr, args.k, queries)
         with running(argv, env, f"{http_url}/readyz", "augrec"):
             for name in [p for p in protocols if p in clients]:
                 rows = run_levels(name, clients[name], users, levels, args.duration)

@@ -18,7 +18,7 @@ def test_search_builds_the_index_and_answers(tmp_path, capsys):
     assert run_cli("-q", "search", "lipstick", "--model", str(run)) == 2  # no index yet
     assert "no search index" in capsys.readouterr().err.replace("\n", " ")
     code = run_cli(
-        "-q", "search", "matte lipstick", "--model", str(run), "--build-from", str(data),
+        "-q", "search", "lipstick", "--model", str(run), "--build-from", str(data),
         "--feature-repo", str(tmp_path / "none"), "--k", "3",
     )  # fmt: skip
     assert code == 0

@@ -311,8 +311,26 @@ def train(
                 f"feature service {source.service!r} changed during the run "
                 f"({got.get(source.service)} != {expected}); run the pipeline again"
             )
-    _write_out(out, lambda path: rundir.write_run(result, path, cfg, overwrite=True))
+
+    def write(path: str) -> None:
+        rundir.write_run(result, path, cfg, overwrite=True)
+        _search_index(path, dataset, result.split.item_ids)
+
+    _write_out(out, write)
     return _test_summary(result.metrics())
+
+
+def _search_index(run: str, dataset: str, item_ids) -> None:
+    """The run's product-search index, built from the catalog it trained on.
+
+    Part of training, not a step of its own: the index must describe the model's catalog,
+    and a model retrained on a changed catalog gets a new one with it (kfp reruns training
+    when the ingested files change, titles included).
+    """
+    from augrec.data.loaders import load_dataset
+    from augrec.search.build import build_run_index
+
+    build_run_index(run, load_dataset(dataset_path(dataset)), item_ids)
 
 
 def _kfp_values(obj: Any) -> Any:

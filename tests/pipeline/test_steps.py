@@ -96,6 +96,65 @@ def test_train_reads_from_feast_and_records_the_contract(built):
     assert logged["valid_ndcg@10"] > 0 and "test_hr@10" in logged
 
 
+def test_train_builds_the_search_index_of_its_own_catalog(built, shop):
+    import pandas as pd
+
+    from augrec.search.index import SearchIndex
+
+    run = Path(built["model"].path)
+    _, item_ids = rundir.load_model(run, device="cpu")
+    index = SearchIndex.load(run / rundir.SEARCH_INDEX, item_ids)  # refuses another catalog
+    titles = pd.read_parquet(shop / "items.parquet").set_index("item_id")["title"]
+    assert index.catalog.titles[1:] == titles.reindex(item_ids[1:]).tolist()
+    # registered with the model: the registry copies every present run file
+    assert rundir.SEARCH_INDEX in rundir.present_files(run)
+
+
+def test_a_changed_catalog_gets_a_new_index_when_the_pipeline_retrains(shop, tmp_path):
+    import pandas as pd
+
+    from augrec.search.index import IndexMismatch, SearchIndex
+    from augrec.steps import ingest, source_fingerprint, train
+
+    changed = tmp_path / "shop"
+    changed.mkdir()
+    inter = pd.read_parquet(shop / "interactions.parquet")
+    items = pd.read_parquet(shop / "items.parquet")
+    gone = int(inter["item_id"].iloc[0])
+    inter[inter["item_id"] != gone].to_parquet(changed / "interactions.parquet", index=False)
+    items["title"] = "renamed " + items["title"]
+    items.to_parquet(changed / "items.parquet", index=False)
+    # the ingest step's cache key moves, so kfp cannot reuse the old train step
+    assert source_fingerprint(changed) != source_fingerprint(shop)
+
+    def trained(data: Path, name: str) -> Path:
+        ingest(str(data), str(tmp_path / f"ds-{name}"))
+        train(str(tmp_path / f"ds-{name}"), str(tmp_path / name), "itemknn", KNN)
+        return tmp_path / name
+
+    old, new = trained(shop, "old"), trained(changed, "new")
+    _, new_ids = rundir.load_model(new, device="cpu")
+    index = SearchIndex.load(new / rundir.SEARCH_INDEX, new_ids)
+    assert gone not in set(index.catalog.item_ids.tolist())
+    assert all(t.startswith("renamed ") for t in index.catalog.titles[1:])
+    with pytest.raises(IndexMismatch):  # what a server does with the old model's index
+        SearchIndex.load(old / rundir.SEARCH_INDEX, new_ids)
+
+
+def test_a_catalog_without_text_trains_without_an_index(tmp_path):
+    from augrec.data.synthetic import SyntheticConfig, generate
+    from augrec.steps import ingest, train
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    inter, _ = generate(SyntheticConfig(users=200, items=80, seed=5))
+    inter.to_parquet(bare / "interactions.parquet", index=False)
+    ingest(str(bare), str(tmp_path / "ds"))
+    train(str(tmp_path / "ds"), str(tmp_path / "run"), "itemknn", KNN)
+    assert rundir.missing_files(tmp_path / "run") == []
+    assert not (tmp_path / "run" / rundir.SEARCH_INDEX).exists()
+
+
 def test_train_refuses_a_store_loaded_with_other_data(built, tmp_path):
     from augrec.data.synthetic import SyntheticConfig, generate
     from augrec.steps import features, train

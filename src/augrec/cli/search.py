@@ -26,20 +26,22 @@ def build_index(
     """Build the search index of `data`'s catalog for the model in `run`, into the run."""
     from augrec import rundir
     from augrec.data.loaders import load_dataset
-    from augrec.search.catalog import catalog_from_dataset, read_attribute_names
-    from augrec.search.index import SearchIndex, SearchParams
+    from augrec.search.build import build_run_index
+    from augrec.search.catalog import read_attribute_names
+    from augrec.search.index import SearchParams
 
     _, item_ids = rundir.load_model(run, device="cpu")
     ds = load_dataset(data, titles=titles)
     attrs = read_attribute_names(attributes) if attributes else None
-    catalog = catalog_from_dataset(ds, item_ids, attrs)
     params = SearchParams()
     if params_from is not None:
         doc = json.loads(params_from.read_text())
         chosen = doc.get("params", doc)
         params = SearchParams(**(chosen[0] if isinstance(chosen, list) else chosen))
-    index = SearchIndex.build(catalog, params, cache_dir=cache_dir)
-    return index.save(run / rundir.SEARCH_INDEX)
+    path = build_run_index(run, ds, item_ids, attrs, params, cache_dir=cache_dir)
+    if path is None:
+        raise ConfigError(f"--build-from: {data} has no item titles, brands or categories")
+    return path
 
 
 def search(

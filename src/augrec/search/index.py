@@ -45,16 +45,21 @@ class IndexMismatch(ConfigError):
 
 
 class SearchParams(BaseModel):
-    """How lexical, semantic and the user's model combine (chosen on validation)."""
+    """How lexical, semantic and the user's model combine (chosen on validation).
+
+    The defaults are what validation chose on Amazon Beauty for both seeds measured
+    (`benchmarks/search.py`, docs/benchmarks.md "Search on Amazon Beauty"); another catalog
+    should choose its own with that script and `augrec search --params-from`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alpha: float = Field(0.5, ge=0, le=1, description="lexical share of the fusion")
-    rrf_k: int = Field(60, ge=1, description="reciprocal-rank fusion constant")
+    alpha: float = Field(0.95, ge=0, le=1, description="lexical share of the fusion")
+    rrf_k: int = Field(10, ge=1, description="reciprocal-rank fusion constant")
     personalization: float = Field(
-        0.0, ge=0, description="weight of the user's standardised model score"
+        0.75, ge=0, description="weight of the user's standardised model score"
     )
-    depth: int = Field(200, ge=1, description="fused candidates the model re-ranks")
+    depth: int = Field(100, ge=1, description="fused candidates the model re-ranks")
 
 
 def _stemmer():
