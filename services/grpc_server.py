@@ -190,7 +190,7 @@ class GrpcServer:
     """A started server: the grpcio server, its port, and the health updater."""
 
     def __init__(self, rec: ServingRecommender, config: ServingConfig, metrics: Metrics):
-        from augrec.services import oip
+        from augrec.services import grpc_access, grpc_tls, oip
         from grpc_health.v1 import health, health_pb2, health_pb2_grpc
         from grpc_reflection.v1alpha import reflection
 
@@ -198,6 +198,7 @@ class GrpcServer:
         self._health_pb2 = health_pb2
         self.server = grpc.server(
             futures.ThreadPoolExecutor(config.grpc_workers, thread_name_prefix="augrec-grpc"),
+            interceptors=grpc_access.interceptors(metrics),
             options=[
                 ("grpc.max_receive_message_length", config.max_request_bytes),
                 # Several workers may bind one port and share its connections.
@@ -217,7 +218,7 @@ class GrpcServer:
         )
         reflection.enable_server_reflection(names, self.server)
         address = f"{config.grpc_host}:{config.grpc_port}"
-        self.port = self.server.add_insecure_port(address)
+        self.port = grpc_tls.bind(self.server, address, config)
         if self.port == 0:
             raise RuntimeError(f"gRPC: cannot bind {address}")
         self._stop = threading.Event()

@@ -252,6 +252,21 @@ def test_grpc_accepts_fields_a_newer_proto_added(pb, channel):
     assert oip.ServerLiveResponse.FromString(live(b"\xa0\x06\x05")).live
 
 
+def test_with_auth_off_a_stray_authorization_changes_nothing(http, pb, users):
+    """No keys configured: every caller is answered, whatever it sends (existing clients)."""
+    body = {"user_id": users[0], "k": 5}
+    plain = _post(http, "/recommend", body)
+    resp = http.post("/recommend", json=body, headers={"authorization": "Bearer not-a-key"})
+    assert resp.status_code == 200 and resp.json() == plain
+    assert "www-authenticate" not in resp.headers
+    assert http.get("/status").status_code == 200
+    pb2, stub = pb
+    reply = stub.Recommend(
+        pb2.RecommendRequest(**body), metadata=[("authorization", "Bearer not-a-key")]
+    )
+    assert [i.item_id for i in reply.items] == [i["item_id"] for i in plain["items"]]
+
+
 def test_metrics_count_both_protocols(http):
     text = http.get("/metrics").text
     assert 'augrec_requests_total{endpoint="recommend",outcome="ok",protocol="http"}' in text
