@@ -319,3 +319,52 @@ def test_tls_configuration_errors_name_the_setting(tmp_path):
     env = config.to_env()
     assert ServingConfig.from_env(env) == config
     assert ServingConfig.from_env({**env, "AUGREC_RATE_LIMIT": "5"}).rate_limit == 5.0
+
+
+def test_aio_interceptor_makes_the_same_decisions():
+    """For a grpc.aio server (the request path may move there): refusals, pushback, health."""
+    from augrec.services.grpc_access import AioAccessInterceptor
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_health.v1._async import HealthServicer
+
+    async def echo(req, ctx):
+        return req
+
+    async def twice(req, ctx):
+        yield req
+        yield req
+
+    async def scenario() -> None:
+        access = control([KEY_A], rate=1, burst=2, clock=lambda: 0.0)
+        server = grpc.aio.server(interceptors=[AioAccessInterceptor(access)])
+        handlers = {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "Twice": grpc.unary_stream_rpc_method_handler(twice),
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.Echo", handlers),))
+        health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = channel.unary_unary("/t.Echo/Echo")
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await call(b"hi")
+                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert err.value.details().startswith("authorization: ")
+                good = (("authorization", f"Bearer {KEY_A}"),)
+                assert await call(b"hi", metadata=good) == b"hi"
+                stream = channel.unary_stream("/t.Echo/Twice")(b"x", metadata=good)
+                assert [r async for r in stream] == [b"x", b"x"]
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await call(b"3", metadata=good)
+                assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                trailers = dict(err.value.trailing_metadata())
+                assert trailers["grpc-retry-pushback-ms"] == "1000"
+                health = health_pb2_grpc.HealthStub(channel)
+                reply = await health.Check(health_pb2.HealthCheckRequest())
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        finally:
+            await server.stop(None)
+
+    asyncio.run(scenario())
