@@ -7,9 +7,11 @@ starts this grpcio server from its `on_startup` hook, in the same worker process
 - `inference.GRPCInferenceService`, the KServe Open Inference Protocol v2 (see `oip.py`);
 - `grpc.health.v1.Health` (overall and per service) and server reflection.
 
-Requests are decoded here, not by grpcio: a body that is not a valid message, or that
-carries fields the proto does not define, is INVALID_ARGUMENT (grpcio would answer INTERNAL).
-Validation is the HTTP API's (`augrec.serving.schemas`), so both refuse the same inputs.
+Requests are decoded here, not by grpcio: a body that is not a valid message is
+INVALID_ARGUMENT (grpcio would answer INTERNAL). Fields the proto does not define are
+accepted and ignored, as proto3 intends: a client built on a newer `augrec.v1` (a field
+added) keeps working against an older server during a rolling upgrade. Validation is the
+HTTP API's (`augrec.serving.schemas`), so both refuse the same inputs.
 The server is synchronous with its own thread pool, so gRPC traffic never waits on the
 HTTP event loop.
 """
@@ -57,29 +59,19 @@ class _Malformed:
         self.reason = reason
 
 
-def lenient(message_cls: Any, strict_fields: bool) -> Callable[[bytes], Any]:
+def lenient(message_cls: Any) -> Callable[[bytes], Any]:
     """A deserializer that returns `_Malformed` instead of raising (grpcio maps that to INTERNAL).
 
-    `strict_fields` also refuses fields the proto does not define (our typed API, like the
-    HTTP API, refuses unknown fields; the inference protocol stays lenient for clients built
-    on a newer proto).
+    Unknown fields are kept by protobuf and ignored here (proto3 forward compatibility; the
+    HTTP API, where a misspelt JSON key is the likelier cause, refuses them).
     """
     from google.protobuf.message import DecodeError
-    from google.protobuf.unknown_fields import UnknownFieldSet
 
     def deserialize(data: bytes) -> Any:
         try:
-            msg = message_cls.FromString(data)
+            return message_cls.FromString(data)
         except (DecodeError, RuntimeError, ValueError) as exc:
             return _Malformed(f"not a valid {message_cls.DESCRIPTOR.full_name}: {exc}")
-        if strict_fields:
-            unknown = UnknownFieldSet(msg)
-            if len(unknown):
-                return _Malformed(
-                    f"{message_cls.DESCRIPTOR.full_name} has no field number "
-                    f"{unknown[0].field_number}"
-                )
-        return msg
 
     return deserialize
 
@@ -95,7 +87,6 @@ def unary(
     fn: Callable[[Any, grpc.ServicerContext], Any],
     request_cls: Any,
     response_cls: Any,
-    strict_fields: bool = True,
 ) -> grpc.RpcMethodHandler:
     """A unary handler: lenient decoding, error mapping to status codes, metrics."""
 
@@ -117,7 +108,7 @@ def unary(
 
     return grpc.unary_unary_rpc_method_handler(
         handle,
-        request_deserializer=lenient(request_cls, strict_fields),
+        request_deserializer=lenient(request_cls),
         response_serializer=response_cls.SerializeToString,
     )
 
@@ -199,7 +190,7 @@ class GrpcServer:
     """A started server: the grpcio server, its port, and the health updater."""
 
     def __init__(self, rec: ServingRecommender, config: ServingConfig, metrics: Metrics):
-        from augrec.services import oip
+        from augrec.services import grpc_access, grpc_tls, oip
         from grpc_health.v1 import health, health_pb2, health_pb2_grpc
         from grpc_reflection.v1alpha import reflection
 
@@ -207,6 +198,7 @@ class GrpcServer:
         self._health_pb2 = health_pb2
         self.server = grpc.server(
             futures.ThreadPoolExecutor(config.grpc_workers, thread_name_prefix="augrec-grpc"),
+            interceptors=grpc_access.interceptors(metrics),
             options=[
                 ("grpc.max_receive_message_length", config.max_request_bytes),
                 # Several workers may bind one port and share its connections.
@@ -226,7 +218,7 @@ class GrpcServer:
         )
         reflection.enable_server_reflection(names, self.server)
         address = f"{config.grpc_host}:{config.grpc_port}"
-        self.port = self.server.add_insecure_port(address)
+        self.port = grpc_tls.bind(self.server, address, config)
         if self.port == 0:
             raise RuntimeError(f"gRPC: cannot bind {address}")
         self._stop = threading.Event()

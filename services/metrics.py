@@ -41,6 +41,12 @@ class Metrics:
             "Answers that were not personalised, by reason.",
             ["protocol", "endpoint", "reason"],
         )
+        self.refused = Counter(
+            "augrec_refused",
+            "Requests turned away before the API saw them, by protocol and reason "
+            "(unauthenticated, rate_limited).",
+            ["protocol", "reason"],
+        )
         self.batch_size = Histogram(
             "augrec_score_batch_size",
             "Histories scored per model call when batching is on.",

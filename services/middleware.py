@@ -1,4 +1,11 @@
-"""An ASGI guard in front of the API routes: JSON bodies only, not too large, and valid.
+"""ASGI guards in front of the API: who may call (`AccessGuard`), then what they send.
+
+`AccessGuard` answers 401 (no valid API key) and 429 (over the client's rate) before a byte of
+the body is read, on every path but the probes and the metrics scrape
+(`augrec.serving.access.OPEN_HTTP_PATHS`); with no keys and no limit configured it passes
+everything through untouched.
+
+`JsonBodyGuard` checks the API routes' bodies: JSON only, not too large, and valid.
 
 BentoML picks a deserializer by Content-Type (multipart, form, pickle) and reads bodies of
 any size; either can surface as a 5xx. Here a body that is not JSON is 415, one larger than
@@ -11,12 +18,59 @@ BentoML's own message would name its internal wrapper class (`...IODescriptor`).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class AccessGuard:
+    """Refuse requests without a valid API key (401) or over their rate (429)."""
+
+    def __init__(self, app: Any, access: Any = None, metrics: Any = None):
+        if access is None:  # built inside the worker, where the environment is set
+            from augrec.serving import access as access_mod
+
+            access = access_mod.shared()
+        self.app = app
+        self.access = access
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Admit the request to the app, or answer the refusal."""
+        from augrec.serving.access import OPEN_HTTP_PATHS
+
+        if (
+            scope["type"] != "http"
+            or not self.access.enabled
+            or scope.get("path") in OPEN_HTTP_PATHS
+        ):
+            await self.app(scope, receive, send)
+            return
+        authorization = None
+        for key, value in scope.get("headers", []):
+            if key.lower() == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        client = scope.get("client")
+        refusal = self.access.admit(authorization, client[0] if client else None)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        if self.metrics is None:
+            from augrec.services import metrics
+
+            self.metrics = metrics.get()
+        self.metrics.refused.labels("http", refusal.kind).inc()
+        if refusal.kind == "unauthenticated":
+            extra = [(b"www-authenticate", b'Bearer realm="augrec"')]
+            await _error(send, 401, refusal.field, refusal.message, headers=extra)
+        else:
+            extra = [(b"retry-after", str(max(1, math.ceil(refusal.retry_after))).encode())]
+            await _error(send, 429, refusal.field, refusal.message, headers=extra)
 
 
 class JsonBodyGuard:
@@ -95,7 +149,14 @@ class JsonBodyGuard:
         await self.app(scope, replay, send)
 
 
-async def _error(send: Send, status: int, field: str, message: str, prefixed: bool = False) -> None:
+async def _error(
+    send: Send,
+    status: int,
+    field: str,
+    message: str,
+    prefixed: bool = False,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     error = message if prefixed else f"{field}: {message}"
     body = json.dumps({"error": error, "field": field}).encode()
     await send(
@@ -105,6 +166,7 @@ async def _error(send: Send, status: int, field: str, message: str, prefixed: bo
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *(headers or []),
             ],
         }
     )

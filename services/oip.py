@@ -214,7 +214,7 @@ def handlers(rec: ServingRecommender, metrics: Metrics) -> grpc.GenericRpcHandle
         "ModelInfer": (model_infer, pb.ModelInferRequest, pb.ModelInferResponse),
     }
     methods = {
-        name: unary(metrics, _label(name), fn, req_cls, resp_cls, strict_fields=False)
+        name: unary(metrics, _label(name), fn, req_cls, resp_cls)
         for name, (fn, req_cls, resp_cls) in calls.items()
     }
     return grpc.method_handlers_generic_handler(SERVICE, methods)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 
 import bentoml
-from augrec.services.middleware import JsonBodyGuard
+from augrec.services.middleware import AccessGuard, JsonBodyGuard
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
@@ -131,8 +131,16 @@ class AugrecService:
         return self.rec.health()
 
 
+# Added first, so it runs first: a caller without a key or over its rate is turned away
+# before its body is read (docs/serving.md, "Access control and limits").
+AugrecService.add_asgi_middleware(AccessGuard)
 AugrecService.add_asgi_middleware(
     JsonBodyGuard,
     paths=API_ROUTES,
-    schemas={"/recommend": RecommendRequest, "/similar": SimilarRequest, "/events": EventRequest},
+    schemas={
+        "/recommend": RecommendRequest,
+        "/similar": SimilarRequest,
+        "/events": EventRequest,
+        "/search": SearchRequest,
+    },
 )

@@ -274,7 +274,6 @@ def test_serving_env_model_alias_features_and_secrets(helm):
         "name": "augrec-redis",
         "key": "redis-password",
     }
-    assert env["AUGREC_API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "augrec-api-keys"
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert env[var]["valueFrom"]["secretKeyRef"]["name"] == "augrec-object-storage"
     # Secrets only by reference, in every container the chart renders.
@@ -282,8 +281,57 @@ def test_serving_env_model_alias_features_and_secrets(helm):
         for where, spec in pod_specs(obj):
             for c in spec["containers"]:
                 for e in c.get("env", []):
-                    if any(w in e["name"] for w in ("PASSWORD", "SECRET", "API_KEYS")):
-                        assert "valueFrom" in e, f"{where}: {e['name']} is a literal"
+                    name = e["name"]
+                    if name.endswith("_FILE"):  # a path to a mounted Secret, not a secret
+                        continue
+                    if any(w in name for w in ("PASSWORD", "SECRET", "API_KEYS")):
+                        assert "valueFrom" in e, f"{where}: {name} is a literal"
+
+
+def _mounts(objs: list[dict]) -> tuple[dict, dict, dict]:
+    """The serving container, its volume mounts and its pod's volumes, by name."""
+    (deploy,) = find(objs, "Deployment", SERVING)
+    spec = deploy["spec"]["template"]["spec"]
+    c = serving_container(objs)
+    return c, {m["name"]: m for m in c["volumeMounts"]}, {v["name"]: v for v in spec["volumes"]}
+
+
+def test_api_keys_tls_and_rate_limit_come_from_secrets_and_values(helm):
+    c, mounts, volumes = _mounts(objects(helm, "default"))
+    assert "AUGREC_API_KEYS_FILE" not in env_of(c) and "AUGREC_API_KEYS" not in env_of(c)
+    assert not {"api-keys", "grpc-tls"} & (set(mounts) | set(volumes))
+    assert not [a for a in c["args"] if a.startswith(("--rate-limit", "--grpc-tls"))]
+    assert "--max-request-bytes=65536" in c["args"]
+
+    c, mounts, volumes = _mounts(objects(helm, "ci/gpu-cloud-values.yaml"))
+    keys_file = env_of(c)["AUGREC_API_KEYS_FILE"]["value"]
+    assert keys_file == mounts["api-keys"]["mountPath"] + "/api-keys"
+    assert mounts["api-keys"]["readOnly"] and mounts["grpc-tls"]["readOnly"]
+    secret = volumes["api-keys"]["secret"]
+    assert secret["secretName"] == "augrec-api-keys"
+    assert secret["items"] == [{"key": "api-keys", "path": "api-keys"}]
+    assert secret["defaultMode"] == 0o440
+    assert volumes["grpc-tls"]["secret"]["secretName"] == "augrec-grpc-tls"
+    tls_dir = mounts["grpc-tls"]["mountPath"]
+    assert f"--grpc-tls-cert={tls_dir}/tls.crt" in c["args"]
+    assert f"--grpc-tls-key={tls_dir}/tls.key" in c["args"]
+    assert not [a for a in c["args"] if a.startswith("--grpc-tls-client-ca")]
+    assert {"--rate-limit=50", "--rate-limit-burst=100"} <= set(c["args"])
+
+    proc = run_helm(
+        helm,
+        "template",
+        RELEASE,
+        str(CHART),
+        "--set=serving.grpcTls.secretName=tls",
+        "--set=serving.grpcTls.clientAuth=true",
+        "--set=serving.rateLimit.requestsPerSecond=5",
+    )
+    assert proc.returncode == 0, proc.stderr
+    c, _, _ = _mounts([d for d in yaml.safe_load_all(proc.stdout) if d])
+    assert "--grpc-tls-client-ca=/etc/augrec/grpc-tls/ca.crt" in c["args"]
+    assert "--rate-limit=5" in c["args"]
+    assert not [a for a in c["args"] if a.startswith("--rate-limit-burst")]  # 0: the default
 
 
 def test_hpa_targets_the_serving_deployment(helm, case):
@@ -530,6 +578,8 @@ def test_pipeline_runner_may_run_rayjobs_and_roll_serving(helm, case):
         (["--set=autoscaling.enabled=yes"], "want boolean"),
         (["--set=image.pullPolicy=Sometimes"], "pullPolicy"),
         (["--set=securityContext.allowPrivilegeEscalation=true"], "allowPrivilegeEscalation"),
+        (["--set=serving.rateLimit.requestsPerSecond=-1"], "minimum"),
+        (["--set=serving.apiKeys.secretname=x"], "'secretname' not allowed"),
     ],
     ids=[
         "typo",
@@ -539,6 +589,8 @@ def test_pipeline_runner_may_run_rayjobs_and_roll_serving(helm, case):
         "not-bool",
         "enum",
         "weakened",
+        "negative-rate",
+        "api-keys-typo",
     ],
 )
 def test_values_typos_and_wrong_types_are_rejected(helm, args, message):

@@ -27,6 +27,16 @@ from feature_helpers import copy_feature_repo  # noqa: E402
 from registry_helpers import train_run  # noqa: E402
 
 REPO_ROOT = HERE.parents[1]
+# The `secured` server's keys, one per test that spends rate budget, and its limit.
+API_KEYS = {
+    name: f"test-key-{name}-0123456789abcdef" for name in ("api", "fuzz", "http", "grpc", "hostile")
+}
+RATE_LIMIT, RATE_BURST = 20, 40
+
+
+def bearer(name: str) -> dict[str, str]:
+    """The `authorization` header (or gRPC metadata) carrying key `name`."""
+    return {"authorization": f"Bearer {API_KEYS[name]}"}
 
 
 @dataclass(frozen=True)

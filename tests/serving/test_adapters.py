@@ -97,3 +97,39 @@ def test_serve_execs_bentoml_on_the_resolved_version(world, monkeypatch):
     assert run_cli("serve", "--home", str(world.home), "--grpc-port", "0") == 0
     assert seen["env"]["AUGREC_MODEL"] == world.tag  # the alias, resolved once
     assert seen["env"]["AUGREC_GRPC_PORT"] == "0"
+
+
+def test_serve_carries_access_settings_and_checks_them_before_starting(
+    world, monkeypatch, tmp_path, capsys
+):
+    import os
+
+    from tls_helpers import self_signed
+
+    seen = {}
+    monkeypatch.setattr(os, "execvpe", lambda exe, argv, env: seen.update(env=env))
+    monkeypatch.delenv("AUGREC_API_KEYS_FILE", raising=False)
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("AUGREC_API_KEYS", "k" * 32)
+    home = ["--home", str(world.home), "--grpc-port", "0"]
+    tls = ["--grpc-tls-cert", str(cert), "--grpc-tls-key", str(key)]
+    limits = ["--rate-limit", "2.5", "--rate-limit-burst", "5", "--max-request-bytes", "2048"]
+    assert run_cli("serve", *home, *tls, *limits) == 0
+    config = ServingConfig.from_env(seen["env"])
+    assert (config.rate_limit, config.rate_limit_burst, config.max_request_bytes) == (2.5, 5, 2048)
+    assert config.grpc_tls_cert == str(cert.resolve())
+    assert seen["env"]["AUGREC_API_KEYS"] == "k" * 32  # passed through, not in the config
+    assert "k" * 32 not in capsys.readouterr().err  # and never printed
+
+    refusals = [
+        ([*tls[:2]], {}, "go together"),
+        (["--grpc-tls-cert", str(tmp_path), "--grpc-tls-key", str(key)], {}, "cannot read"),
+        ([], {"AUGREC_API_KEYS": "too-short"}, "at least 16"),
+        ([], {"AUGREC_API_KEYS": "", "AUGREC_API_KEYS_FILE": str(tmp_path / "no")}, "cannot read"),
+    ]
+    for args, env, message in refusals:
+        seen.clear()
+        for var, value in env.items():
+            monkeypatch.setenv(var, value)
+        assert run_cli("serve", *home, *args) == 2, args
+        assert message in capsys.readouterr().err and not seen

@@ -230,13 +230,41 @@ def test_bad_grpc_input_is_invalid_argument_naming_the_field(pb, channel):
         stub.SimilarItems(pb2.SimilarItemsRequest(item_id=10**12))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND and "item_id" in err.value.details()
     raw = channel.unary_unary("/augrec.v1.Recommender/Recommend")
-    for body in (b"\xff\xff\xff", b"\x08\x01\xa0\x06\x05"):  # garbage; an unknown field
-        with pytest.raises(grpc.RpcError) as err:
-            raw(body)
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as err:
+        raw(b"\xff\xff\xff")  # not a message
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as err:
         raw(b"\x22" + b"\xff\xff\x0f" + b"\x01" * 300_000)  # over the message size limit
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_grpc_accepts_fields_a_newer_proto_added(pb, channel):
+    """proto3 forward compatibility: unknown fields (numbers 100, 101) are ignored."""
+    pb2, stub = pb
+    plain = stub.Recommend(pb2.RecommendRequest(user_id=1, k=4))
+    raw = channel.unary_unary("/augrec.v1.Recommender/Recommend")
+    # user_id=1, k=4, then varint field 100 = 5 and string field 101 = "new"
+    body = b"\x08\x01\x10\x04" + b"\xa0\x06\x05" + b"\xaa\x06\x03new"
+    assert pb2.RecommendResponse.FromString(raw(body)) == plain
+    from tritonclient.grpc import service_pb2 as oip
+
+    live = channel.unary_unary("/inference.GRPCInferenceService/ServerLive")
+    assert oip.ServerLiveResponse.FromString(live(b"\xa0\x06\x05")).live
+
+
+def test_with_auth_off_a_stray_authorization_changes_nothing(http, pb, users):
+    """No keys configured: every caller is answered, whatever it sends (existing clients)."""
+    body = {"user_id": users[0], "k": 5}
+    plain = _post(http, "/recommend", body)
+    resp = http.post("/recommend", json=body, headers={"authorization": "Bearer not-a-key"})
+    assert resp.status_code == 200 and resp.json() == plain
+    assert "www-authenticate" not in resp.headers
+    assert http.get("/status").status_code == 200
+    pb2, stub = pb
+    reply = stub.Recommend(
+        pb2.RecommendRequest(**body), metadata=[("authorization", "Bearer not-a-key")]
+    )
+    assert [i.item_id for i in reply.items] == [i["item_id"] for i in plain["items"]]
 
 
 def test_metrics_count_both_protocols(http):

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from augrec.cli.common import Home
+from augrec.errors import ConfigError
 from augrec.serving.config import ServingConfig
 
 log = logging.getLogger("augrec")
@@ -68,29 +70,103 @@ def serve(
     torch_threads: Annotated[
         int, typer.Option("--torch-threads", min=1, help="torch threads for scoring.")
     ] = 1,
+    max_request_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-request-bytes",
+            min=1024,
+            help="Largest request: HTTP bodies over it get 413, gRPC messages RESOURCE_EXHAUSTED.",
+        ),
+    ] = 64 * 1024,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            "--rate-limit",
+            min=0,
+            help="Requests per second per client (its API key, else its address), over HTTP "
+            "and gRPC together; over it: 429 / RESOURCE_EXHAUSTED. 0: no limit.",
+        ),
+    ] = 0,
+    rate_limit_burst: Annotated[
+        int | None,
+        typer.Option(
+            "--rate-limit-burst",
+            min=1,
+            help="Requests a client may send at once. Default: one second's worth.",
+            show_default=False,
+        ),
+    ] = None,
+    grpc_tls_cert: Annotated[
+        Path | None,
+        typer.Option("--grpc-tls-cert", help="PEM certificate (chain): serve gRPC over TLS only."),
+    ] = None,
+    grpc_tls_key: Annotated[
+        Path | None, typer.Option("--grpc-tls-key", help="PEM private key of --grpc-tls-cert.")
+    ] = None,
+    grpc_tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--grpc-tls-client-ca",
+            help="PEM CA bundle: gRPC clients must present a certificate it signed (mutual TLS).",
+        ),
+    ] = None,
 ) -> None:
     """Serve recommendations over HTTP (BentoML) and gRPC from one process.
 
     HTTP: [cyan]POST /recommend /similar /events /search[/], [cyan]GET /readyz /status /metrics[/].
     gRPC: [cyan]augrec.v1.Recommender[/], the Open Inference Protocol (model
     [cyan]recommender[/]), health and reflection. See docs/serving.md.
+
+    API keys: set [cyan]AUGREC_API_KEYS[/] (comma-separated) or [cyan]AUGREC_API_KEYS_FILE[/];
+    clients then send [cyan]Authorization: Bearer KEY[/] (HTTP header, gRPC metadata).
     """
+    from augrec.serving.auth import ApiKeys
     from augrec.serving.loading import describe
 
     version, path = describe(model, home)  # fail here, clearly, before starting BentoML
-    config = ServingConfig(
-        # The resolved version, not the alias: a restarted worker serves the same model.
-        model=str(path) if version.startswith("run:") else version,
-        home=str(home) if home is not None else None,
-        feature_repo=str(feature_repo.resolve()),
-        feature_env=feature_env,
-        grpc_host=host,
-        grpc_port=grpc_port,
-        batching=batching,
-        torch_threads=torch_threads,
-    )
+    keys = ApiKeys.from_env()  # likewise a missing key file or a key too short to be one
+    try:
+        config = ServingConfig(
+            # The resolved version, not the alias: a restarted worker serves the same model.
+            model=str(path) if version.startswith("run:") else version,
+            home=str(home) if home is not None else None,
+            feature_repo=str(feature_repo.resolve()),
+            feature_env=feature_env,
+            grpc_host=host,
+            grpc_port=grpc_port,
+            batching=batching,
+            torch_threads=torch_threads,
+            max_request_bytes=max_request_bytes,
+            rate_limit=rate_limit,
+            rate_limit_burst=rate_limit_burst,
+            grpc_tls_cert=_path(grpc_tls_cert),
+            grpc_tls_key=_path(grpc_tls_key),
+            grpc_tls_client_ca=_path(grpc_tls_client_ca),
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = "".join(f"--{str(p).replace('_', '-')}: " for p in err["loc"][:1])
+        raise ConfigError(where + err["msg"].removeprefix("Value error, ")) from exc
+    if config.grpc_tls_cert is not None:
+        from augrec.services.grpc_tls import credentials
+
+        credentials(config)  # unreadable or not PEM: say so now, not from inside a worker
     argv, env = serve_command(config, host, http_port)
-    log.info("serving %s: HTTP on %s:%d, gRPC on port %d", version, host, http_port, grpc_port)
+    log.info(
+        "serving %s: HTTP on %s:%d, gRPC on port %d%s; API keys: %s; rate limit: %s",
+        version,
+        host,
+        http_port,
+        grpc_port,
+        " (TLS)" if config.grpc_tls_cert else "",
+        f"{len(keys)} (auth on)" if keys.enabled else "none (auth off)",
+        f"{rate_limit:g}/s per client" if rate_limit else "off",
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(argv[0], argv, env)  # BentoML's process takes over (signals, exit code)
+
+
+def _path(path: Path | None) -> str | None:
+    """An absolute path for the workers (they may start elsewhere), or None."""
+    return None if path is None else str(path.resolve())

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from augrec.errors import ConfigError
 
@@ -29,7 +29,26 @@ ENV = {
     "torch_threads": "AUGREC_TORCH_THREADS",
     "max_request_bytes": "AUGREC_MAX_REQUEST_BYTES",
     "search_index": "AUGREC_SEARCH_INDEX",
+    # Hostile input and access (docs/serving.md, "Access control and limits"). API keys are
+    # not here: they are secrets, read by augrec.serving.auth from their own variables.
+    "rate_limit": "AUGREC_RATE_LIMIT",
+    "rate_limit_burst": "AUGREC_RATE_LIMIT_BURST",
+    "grpc_tls_cert": "AUGREC_GRPC_TLS_CERT",
+    "grpc_tls_key": "AUGREC_GRPC_TLS_KEY",
+    "grpc_tls_client_ca": "AUGREC_GRPC_TLS_CLIENT_CA",
 }
+# Fields an empty variable sets to None (the others: empty means the default).
+NULLABLE = (
+    "model",
+    "home",
+    "feature_repo",
+    "torch_threads",
+    "search_index",
+    "rate_limit_burst",
+    "grpc_tls_cert",
+    "grpc_tls_key",
+    "grpc_tls_client_ca",
+)
 # A registry on object storage travels in its own variable: BENTOML_HOME must stay a local
 # folder, since BentoML itself reads it in every process it starts.
 REGISTRY_ENV = "AUGREC_REGISTRY"
@@ -62,6 +81,31 @@ class ServingConfig(BaseModel):
     search_index: str | None = Field(
         None, description="search index file; default: the model's search_index.zip, if any"
     )
+    rate_limit: float = Field(
+        0, ge=0, description="requests per second per client (API key, else address); 0: off"
+    )
+    rate_limit_burst: int | None = Field(
+        None, ge=1, description="requests a client may send at once; default: one second's"
+    )
+    grpc_tls_cert: str | None = Field(None, description="PEM certificate chain: gRPC over TLS")
+    grpc_tls_key: str | None = Field(None, description="PEM private key of grpc_tls_cert")
+    grpc_tls_client_ca: str | None = Field(
+        None, description="PEM CA bundle: gRPC clients must present a certificate it signed"
+    )
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> ServingConfig:
+        if (self.grpc_tls_cert is None) != (self.grpc_tls_key is None):
+            raise ValueError(
+                "AUGREC_GRPC_TLS_CERT and AUGREC_GRPC_TLS_KEY (--grpc-tls-cert, --grpc-tls-key) "
+                "go together: set both or neither"
+            )
+        if self.grpc_tls_client_ca is not None and self.grpc_tls_cert is None:
+            raise ValueError(
+                "AUGREC_GRPC_TLS_CLIENT_CA (--grpc-tls-client-ca) needs a server certificate "
+                "and key (AUGREC_GRPC_TLS_CERT, AUGREC_GRPC_TLS_KEY)"
+            )
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingConfig:
@@ -73,7 +117,7 @@ class ServingConfig(BaseModel):
             if value is None:
                 continue
             if value == "":
-                if field in ("model", "home", "feature_repo", "torch_threads", "search_index"):
+                if field in NULLABLE:
                     raw[field] = None
                 continue
             raw[field] = value
@@ -83,7 +127,9 @@ class ServingConfig(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             err = exc.errors()[0]
-            var = ENV.get(str(err["loc"][0]), str(err["loc"][0])) if err["loc"] else "?"
+            if not err["loc"]:  # a rule across fields; its message names them
+                raise ConfigError(err["msg"].removeprefix("Value error, ")) from exc
+            var = ENV.get(str(err["loc"][0]), str(err["loc"][0]))
             raise ConfigError(f"{var}: {err['msg']} (got {err.get('input')!r})") from exc
 
     def to_env(self) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from augrec.serving import redact
 from augrec.serving.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -56,12 +57,15 @@ class OnlineFeatures:
 
     def history(self, user_id: int) -> np.ndarray | None:
         """The user's stored items, oldest first (empty: unknown user; None: store failed)."""
+        return self._history(user_id, real_user=True)
+
+    def _history(self, user_id: int, real_user: bool) -> np.ndarray | None:
         if self.client is None:
             return None
         try:
             return self.client.user_history(user_id).item_ids
         except Exception as exc:
-            self._failed("history read", exc)
+            self._failed("history read", exc, user_id if real_user else None)
             return None
 
     def catalog(self, item_ids: Sequence[int]) -> tuple[list[str | None], np.ndarray] | None:
@@ -88,14 +92,17 @@ class OnlineFeatures:
             with self._locks[hash(user_id) % _LOCK_STRIPES]:
                 return self.client.push_event(user_id, item_id, timestamp)
         except Exception as exc:
-            self._failed("event push", exc)
+            self._failed("event push", exc, user_id)
             raise Unavailable("", f"the feature store refused the event: {exc}") from exc
 
     def probe(self) -> bool:
         """One cheap online read: is the store answering now?"""
-        return self.history(PROBE_USER) is not None
+        return self._history(PROBE_USER, real_user=False) is not None
 
-    def _failed(self, what: str, exc: Exception) -> None:
+    def _failed(self, what: str, exc: Exception, user_id: int | None = None) -> None:
+        # The error reaches logs and /status: a user appears only as a keyed hash (redact).
+        message = str(exc) if user_id is None else redact.scrub(str(exc), user_id)
+        whom = "" if user_id is None else f" for {redact.user_ref(user_id)}"
         self.errors += 1
-        self.error = f"{what} failed: {exc}"
-        log.warning("feature store %s failed: %s", what, exc)
+        self.error = f"{what} failed: {message}"
+        log.warning("feature store %s failed%s: %s", what, whom, message)
