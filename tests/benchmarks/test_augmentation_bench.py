@@ -110,10 +110,41 @@ def test_device_override_and_docs_sections(tmp_path):
 
 def test_generator_privacy_reports_every_epoch(data):
     script = REPO / "benchmarks" / "generator_privacy.py"
-    cmd = [sys.executable, str(script), "--data", str(data), "--config", str(SMOKE)]
+    cmd = [sys.executable, str(script), "--curve", "--data", str(data), "--config", str(SMOKE)]
     proc = subprocess.run([*cmd, "--epochs", "3"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     assert [r["epoch"] for r in out["by_epoch"]] == [1, 2, 3]
     assert all(0 <= r["mia_auc"] <= 1 for r in out["by_epoch"])
     assert out["nonmembers"] > 0 and out["generator"]["epochs"] == 3
+
+
+def test_generator_privacy_sweep_writes_a_row_per_setting_and_resumes(data, tmp_path):
+    script = REPO / "benchmarks" / "generator_privacy.py"
+    cmd = [
+        sys.executable,
+        str(script),
+        "--data",
+        str(data),
+        "--config",
+        str(SMOKE),
+        "--settings",
+        "mle-stop",
+        "dp-eps8",
+        "--dp-batch-size",
+        "40",
+        "--results",
+        str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert set(rows) == {"mle-stop-seed0", "dp-eps8-seed0"}
+    assert rows["mle-stop-seed0"]["epsilon"] is None
+    assert 0 < rows["dp-eps8-seed0"]["epsilon"] <= 8.0 * 1.01
+    for r in rows.values():
+        assert 0.5 <= r["attack_auc"] <= 1 and r["stopping_users"] > 0
+        assert set(r["gates"]) == {"exact_copy_rate", "dcr_exact_match_share", "mia_auc"}
+    assert "| dp-eps8 |" in proc.stdout and "| mle-stop |" in proc.stdout
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "skip mle-stop" in again.stderr

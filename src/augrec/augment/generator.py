@@ -6,7 +6,13 @@ short histories. We reuse the SASRec network for it: the same blocks, trained by
 likelihood on training interactions only (the loop in `training/loop.py`), then optionally
 refined adversarially (`augment/adversarial.py`).
 
-Shapes: B batch, L length, N n_items + 1 (0 = padding).
+Optionally the generator is conditioned on item text (`TextConditioning`): each item's
+embedding is its id embedding plus a learned projection of its whitened title vector
+(`augrec.text.embed`), so an item with few interactions still has a representation that
+places it near items described alike. Titles are public catalog data, not user data, so the
+projection costs nothing against the generator's privacy budget.
+
+Shapes: B batch, L length, D hidden, K text components, N n_items + 1 (0 = padding).
 """
 
 from __future__ import annotations
@@ -17,10 +23,20 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
 
 from augrec.models.sasrec import SASRecConfig, SASRecNet, pad_left
 from augrec.training.loop import FitResult, train_sequences
+
+
+class TextConditioning(BaseModel):
+    """Condition the generator's item embeddings on item titles (when the catalog has them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(False, description="fuse projected title vectors into item embeddings")
+    components: int = Field(64, ge=1, description="whitened principal components of the titles")
 
 
 def reverse_all(seqs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -28,15 +44,89 @@ def reverse_all(seqs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.ascontiguousarray(s[::-1]) for s in seqs]
 
 
+def encoded_titles(items: Any, item_ids: np.ndarray) -> list[str] | None:
+    """Title per encoded item id (row 0, padding, is ""), or None when no item has one.
+
+    `items` is a dataset's items table (`Dataset.items`), `item_ids` a split's `item_ids`.
+    """
+    if "title" not in getattr(items, "columns", ()):
+        return None
+    by_id = items.drop_duplicates("item_id").set_index("item_id")["title"]
+    titles = by_id.reindex(item_ids[1:]).fillna("").astype(str).tolist()
+    if not any(t.strip() for t in titles):
+        return None
+    return ["", *titles]
+
+
+def text_features(vectors: np.ndarray, components: int) -> np.ndarray:
+    """Whitened principal components of item text vectors: [N, dim] -> [N, k] float32.
+
+    Rows that are all zero (padding, items without a title) stay zero; the others are
+    centred on their mean, projected on the top k principal directions and scaled to unit
+    variance per component, so no single direction of the encoder dominates the projection.
+    Signs are fixed (largest loading positive), so the result does not depend on the SVD
+    routine's sign convention.
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    has = np.linalg.norm(vectors, axis=1) > 0
+    if has.sum() < 2:
+        return np.zeros((len(vectors), 1), dtype=np.float32)
+    x = vectors[has] - vectors[has].mean(0)
+    _, sing, vt = np.linalg.svd(x, full_matrices=False)
+    k = int(min(components, int((sing > 1e-8 * sing[0]).sum())))
+    if k == 0:  # every titled item has the same text: nothing to tell them apart by
+        return np.zeros((len(vectors), 1), dtype=np.float32)
+    vt = vt[:k] * np.sign(vt[np.arange(k), np.abs(vt[:k]).argmax(1)])[:, None]
+    scale = sing[:k] / np.sqrt(max(has.sum() - 1, 1))
+    out = np.zeros((len(vectors), k), dtype=np.float32)
+    out[has] = (x @ vt.T) / scale
+    return out
+
+
+def item_text_features(titles: list[str], components: int, cache_dir: Any = None) -> np.ndarray:
+    """`text_features` of the packaged encoder's title embeddings (cached by content)."""
+    from augrec.text.embed import embed_texts
+
+    return text_features(embed_texts(titles, cache_dir=cache_dir), components)
+
+
+class TextConditionedNet(SASRecNet):
+    """SASRecNet whose item table adds a learned projection of fixed item text features."""
+
+    def __init__(self, n_items: int, cfg: SASRecConfig, item_text: np.ndarray):
+        super().__init__(n_items, cfg, None)
+        text = torch.as_tensor(np.asarray(item_text, dtype=np.float32))
+        if text.shape[0] != n_items + 1:
+            raise ValueError(
+                f"item_text: expected {n_items + 1} rows (n_items + padding), got {text.shape[0]}"
+            )
+        self.register_buffer("item_text", text, persistent=True)  # [N, K]
+        self.text_proj = nn.Linear(text.shape[1], cfg.hidden, bias=False)
+        nn.init.normal_(self.text_proj.weight, std=0.02)
+
+    def item_table(self) -> torch.Tensor:
+        """[N, D]: id embedding plus projected text (zero text for padding and untitled items)."""
+        return super().item_table() + self.text_proj(self.item_text)
+
+
 class ReverseGenerator:
     """Samples items that plausibly came before a history."""
 
-    def __init__(self, n_items: int, cfg: SASRecConfig, seed: int = 0):
+    def __init__(
+        self,
+        n_items: int,
+        cfg: SASRecConfig,
+        seed: int = 0,
+        item_text: np.ndarray | None = None,
+    ):
         torch.manual_seed(seed)
         self.cfg = cfg
         self.seed = seed
         self.n_items = n_items
-        self.net = SASRecNet(n_items, cfg, None).to(cfg.device)
+        if item_text is None:
+            self.net: SASRecNet = SASRecNet(n_items, cfg, None).to(cfg.device)
+        else:
+            self.net = TextConditionedNet(n_items, cfg, item_text).to(cfg.device)
 
     def fit_mle(self, train: Sequence[np.ndarray], reporter: Any = None) -> FitResult:
         """Maximum likelihood on reversed training histories (no validation: fixed epochs)."""

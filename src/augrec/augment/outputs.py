@@ -19,16 +19,19 @@ MIA_SAMPLE = 5000  # users per side for the membership-inference scores
 
 
 def attack_samples(
-    split: Split, members: np.ndarray, seed: int
+    split: Split, members: np.ndarray, seed: int, holdout: np.ndarray | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Member and held-out training histories the membership-inference attack scores.
 
     At most MIA_SAMPLE per side, of at least 2 items (a likelihood needs a next item).
+    `holdout` is the privacy holdout (default: every non-member); users that are neither
+    (withheld only to stop the generator's training) are on neither side.
     """
     rng = np.random.default_rng(seed)
     pick = lambda seqs: [seqs[i] for i in rng.permutation(len(seqs))[:MIA_SAMPLE]]  # noqa: E731
+    holdout = ~members if holdout is None else holdout
     usable = [s for s, m in zip(split.train, members, strict=True) if m and len(s) >= 2]
-    held_out = [s for s, m in zip(split.train, members, strict=True) if not m and len(s) >= 2]
+    held_out = [s for s, h in zip(split.train, holdout, strict=True) if h and len(s) >= 2]
     return pick(usable), pick(held_out)
 
 
@@ -48,13 +51,14 @@ def build_report(split: Split, synth: SyntheticSet, info: dict[str, Any], seed: 
         }
 
     members = info["members"]
+    holdout_mask = info.get("holdout", ~members)
     member_train = [s for s, m in zip(split.train, members, strict=True) if m and len(s)]
-    holdout = [s for s, m in zip(split.train, members, strict=True) if not m and len(s)]
+    holdout = [s for s, h in zip(split.train, holdout_mask, strict=True) if h and len(s)]
     groups = split.item_attributes[:, 0] if split.item_attributes is not None else None
     member_scores = nonmember_scores = None
     gen = info.get("generator")
     if gen is not None and holdout:
-        member_sample, holdout_sample = attack_samples(split, members, seed)
+        member_sample, holdout_sample = attack_samples(split, members, seed, holdout_mask)
         member_scores = gen.log_likelihood(member_sample)
         nonmember_scores = gen.log_likelihood(holdout_sample)
     return synthetic_report(
@@ -65,6 +69,7 @@ def build_report(split: Split, synth: SyntheticSet, info: dict[str, Any], seed: 
         item_groups=groups,
         member_scores=member_scores,
         nonmember_scores=nonmember_scores,
+        dp=(info.get("mle") or {}).get("dp"),
     )
 
 

@@ -24,10 +24,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from augrec.augment.adversarial import AdversarialConfig, refine
-from augrec.augment.generator import ReverseGenerator
+from augrec.augment.generator import ReverseGenerator, TextConditioning
+from augrec.augment.generator_fit import DPConfig, StoppingConfig, fit_generator, user_roles
 from augrec.augment.heuristic import heuristic_sequences, nearest_neighbour
 from augrec.augment.synthetic_set import SyntheticSet, augmented_split
 from augrec.data.splits import Split, member_mask
+from augrec.errors import ConfigError
 from augrec.evaluation.evaluate import rank_users
 from augrec.evaluation.metrics import ndcg, tail_items
 from augrec.models import build_model
@@ -76,6 +78,13 @@ class AugmentConfig(BaseModel):
     )
     adversarial: AdversarialConfig = AdversarialConfig(steps=100, select_every=50)
     selector: SelectorConfig = SelectorConfig()
+    # Generator training (docs/augmentation.md, "A generator that passes its privacy gate").
+    # The defaults keep the fixed-epoch, non-private, id-only generator.
+    generator_stopping: StoppingConfig = StoppingConfig()
+    generator_dp: DPConfig | None = Field(
+        None, description="DP-SGD for the generator's maximum likelihood (method mle only)"
+    )
+    generator_text: TextConditioning = TextConditioning()
 
 
 def _real_items_per_user(split: Split) -> list[np.ndarray]:
@@ -125,23 +134,67 @@ def validation_score(
     return ndcg(rank_users(model, split.valid).ranks, 10)
 
 
+def generator_text_for(items: Any, split: Split, cfg: AugmentConfig) -> np.ndarray | None:
+    """Text features per encoded item for the generator, or None (text off, or no titles).
+
+    `items` is the dataset's items table (`Dataset.items`); titles are embedded by the
+    packaged encoder (offline, cached by content) and whitened (`generator.text_features`).
+    """
+    if not cfg.generator_text.enabled or cfg.method not in ("mle", "gan"):
+        return None
+    from augrec.augment.generator import encoded_titles, item_text_features
+
+    titles = encoded_titles(items, split.item_ids)
+    if titles is None:
+        log.info("generator: no item titles in this catalog; the generator is id-only")
+        return None
+    return item_text_features(titles, cfg.generator_text.components)
+
+
+def _check_generator_options(cfg: AugmentConfig, ray: tuple[Any, Any, Any] | None) -> None:
+    """Combinations that would silently not do what they say fail here, naming the field."""
+    if cfg.generator_dp is not None and cfg.method == "gan":
+        raise ConfigError(
+            "augment.generator_dp: the adversarial phase trains on member histories without "
+            "differential privacy, so a 'gan' generator would not have the epsilon reported; "
+            "use method 'mle' with generator_dp"
+        )
+    special = cfg.generator_dp is not None or cfg.generator_stopping.valid_share > 0
+    if special and ray is not None and ray[2].num_workers > 0:
+        raise ConfigError(
+            f"augment.generator_dp / generator_stopping.valid_share: run in-process; "
+            f"Ray Train workers (num_workers={ray[2].num_workers}) train fixed epochs without DP"
+        )
+
+
 def augment(
     split: Split,
     cfg: AugmentConfig,
     seed: int = 0,
     ray: tuple[Any, Any, Any] | None = None,
+    item_text: np.ndarray | None = None,
 ) -> tuple[SyntheticSet, dict[str, Any]]:
     """Build the synthetic set for `cfg.method`; returns it with a record of how it was made.
 
     The record carries the generator (under "generator") for the privacy report's
-    membership-inference scores, the member mask, timings and the selection trace.
-    `ray` = (data path, SplitConfig, RayConfig) runs maximum-likelihood pre-training on Ray
-    Train workers; the adversarial phase always runs here (it alternates two small models on
-    small batches, where data parallelism buys little).
+    membership-inference scores, the member and holdout masks, timings and the selection
+    trace. `ray` = (data path, SplitConfig, RayConfig) runs maximum-likelihood pre-training
+    on Ray Train workers; the adversarial phase always runs here (it alternates two small
+    models on small batches, where data parallelism buys little). `item_text` are text
+    features per encoded item ([n_items + 1, K], `generator.item_text_features`), used when
+    `cfg.generator_text.enabled`; without them the generator is id-only, as before.
     """
     t0 = time.perf_counter()
+    _check_generator_options(cfg, ray)
     members = member_mask(len(split.train), cfg.holdout_share, seed)
-    info: dict[str, Any] = {"members": members, "generator": None, "selection": []}
+    # Stopping users come out of the members; the privacy holdout (~members) is untouched.
+    trained, stopping = user_roles(members, cfg.generator_stopping.valid_share, seed)
+    info: dict[str, Any] = {
+        "members": trained,
+        "holdout": ~members,
+        "generator": None,
+        "selection": [],
+    }
     if cfg.method == "none":
         synth = SyntheticSet(method="none")
     elif cfg.method == "heuristic":
@@ -155,14 +208,28 @@ def augment(
         synth.cap(split, cfg.max_synthetic_share, np.random.default_rng(seed))
     else:
         gen_cfg = SASRecConfig(**{"use_attributes": False, **cfg.generator})
-        gen = ReverseGenerator(split.n_items, gen_cfg, seed=seed)
-        member_train = [s for s, m in zip(split.train, members, strict=True) if m]
+        text = item_text if cfg.generator_text.enabled else None
+        if cfg.generator_text.enabled and item_text is None:
+            log.info("generator: text conditioning asked for, but the catalog has no titles")
+        if text is not None and ray is not None and ray[2].num_workers > 0:
+            raise ConfigError("augment.generator_text: runs in-process, not on Ray Train workers")
+        gen = ReverseGenerator(split.n_items, gen_cfg, seed=seed, item_text=text)
+        member_train = [s for s, m in zip(split.train, trained, strict=True) if m]
         log.info(
             "generator: maximum likelihood on %d member histories, %d epochs",
             len(member_train),
             gen_cfg.epochs,
         )
-        if ray is not None and ray[2].num_workers > 0:
+        if cfg.generator_dp is not None or stopping.any():
+            info["mle"] = fit_generator(
+                gen,
+                member_train,
+                [s for s, m in zip(split.train, stopping, strict=True) if m],
+                patience=cfg.generator_stopping.patience,
+                dp=cfg.generator_dp,
+                reporter=ConsoleReporter(gen_cfg.epochs, prefix="generator (MLE) "),
+            )
+        elif ray is not None and ray[2].num_workers > 0:
             from augrec.augment.generator import fit_with_ray
 
             info["mle"] = fit_with_ray(gen, ray[0], ray[1], ray[2], cfg.holdout_share)

@@ -181,6 +181,19 @@ DESCRIPTIONS: dict[str, str] = {
     "privacy.mia.auc_standard_error": (
         "Hanley-McNeil standard error of the AUC: how far chance alone moves it at these sizes."
     ),
+    "privacy.dp.epsilon": (
+        "Differential privacy of the generator's training (user level): the epsilon its "
+        "accountant spent over the epochs run, at `delta`. Lower is safer; absent for a "
+        "generator trained without DP-SGD."
+    ),
+    "privacy.dp.target_epsilon": "The epsilon the noise was calibrated for (all epochs).",
+    "privacy.dp.delta": "The delta of the (epsilon, delta) guarantee.",
+    "privacy.dp.noise_multiplier": "Gaussian noise std / clipping norm, from the accountant.",
+    "privacy.dp.max_grad_norm": "Per-user gradient clipping norm.",
+    "privacy.summary": (
+        "The privacy verdict at a glance: attack AUC, epsilon (None without DP) and each "
+        "copy gate, side by side."
+    ),
 }
 
 
@@ -457,6 +470,7 @@ def synthetic_report(
     member_scores: np.ndarray | None = None,
     nonmember_scores: np.ndarray | None = None,
     config: ReportConfig | None = None,
+    dp: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fidelity, diversity and privacy of generated sequences, each beside a holdout baseline.
 
@@ -473,10 +487,13 @@ def synthetic_report(
             length rather than membership.
         nonmember_scores: The same for holdout users.
         config: Thresholds, n-gram length, sample sizes and seed; defaults when None.
+        dp: The generator's differential-privacy record (`generator_fit.fit_generator`'s
+            "dp": epsilon spent, delta, noise multiplier, ...), or None without DP-SGD.
 
     Returns:
         A JSON-ready dict with keys `schema_version`, `config`, `counts`, `fidelity`,
-        `diversity`, `privacy`, `gates` ({name: {passed, value, threshold, ...}}), `passed`,
+        `diversity`, `privacy` (with `summary`: attack AUC, epsilon and the copy gates side
+        by side), `gates` ({name: {passed, value, threshold, ...}}), `passed`,
         `descriptions` and `plots`. Undefined numbers (e.g. an empty side) are None. A gate
         that could not run has `passed: None` and a `reason`, and makes `passed` False: an
         unproven gate is not a passed one.
@@ -540,7 +557,13 @@ def synthetic_report(
         },
         "fidelity": fidelity,
         "diversity": diversity,
-        "privacy": {"exact_copy": copy, "dcr": dcr, "mia": mia},
+        "privacy": {
+            "summary": privacy_summary(gates, dp),
+            "exact_copy": copy,
+            "dcr": dcr,
+            "mia": mia,
+            "dp": dp,
+        },
         "gates": gates,
         "passed": all(g["passed"] is True for g in gates.values()),
         "descriptions": DESCRIPTIONS
@@ -554,6 +577,22 @@ def synthetic_report(
         ),
     }
     return _json_safe(report)
+
+
+def privacy_summary(gates: dict[str, dict[str, Any]], dp: dict[str, Any] | None) -> dict:
+    """Attack AUC, epsilon and the copy gates in one flat row (the benchmark table's columns)."""
+    mia, copy, dcr = gates["mia_auc"], gates["exact_copy_rate"], gates["dcr_exact_match_share"]
+    return {
+        "attack_auc": mia["value"],
+        "attack_auc_passed": mia["passed"],
+        "epsilon": None if dp is None else dp.get("epsilon"),
+        "delta": None if dp is None else dp.get("delta"),
+        "exact_copy_rate": copy["value"],
+        "exact_copy_passed": copy["passed"],
+        "exact_match_share": dcr["value"],
+        "exact_match_passed": dcr["passed"],
+        "all_passed": all(g["passed"] is True for g in gates.values()),
+    }
 
 
 def privacy_failures(report: dict[str, Any]) -> list[str]:

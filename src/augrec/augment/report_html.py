@@ -185,6 +185,18 @@ def _flat_table(section: dict[str, Any] | None, prefix: str, descriptions: dict[
     )
 
 
+def _dp_line(dp: dict[str, Any] | None) -> str:
+    """Epsilon beside the gates: the guarantee the attack AUC is measured against."""
+    if not dp:
+        return "<p>Generator trained without differential privacy (no epsilon).</p>"
+    return (
+        f"<p>Generator trained with DP-SGD: epsilon {fmt(dp.get('epsilon'))} spent "
+        f"(target {fmt(dp.get('target_epsilon'))}) at delta {fmt(dp.get('delta'))}, noise "
+        f"multiplier {fmt(dp.get('noise_multiplier'))}, clipping norm "
+        f"{fmt(dp.get('max_grad_norm'))}.</p>"
+    )
+
+
 def _baseline_note(report: dict[str, Any]) -> str:
     if report["privacy"]["exact_copy"].get("baseline") == "length_matched":
         return "(holdout: windows length-matched to the synthetic sequences)"
@@ -212,6 +224,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"<p>{verdict}</p>",
         "<h2>Privacy gates</h2>",
         _gate_table(report),
+        _dp_line(privacy.get("dp")),
         "<h2>Data</h2><table><tr><th class='text'>set</th><th>sequences</th>"
         f"<th>interactions</th></tr>{counts}</table>",
         "<h2>Figures</h2><div class='figs'>",
@@ -229,6 +242,8 @@ def render_html(report: dict[str, Any]) -> str:
         _flat_table(privacy["dcr"], "privacy.dcr", desc),
         "<h3>Membership inference</h3>",
         _flat_table(privacy["mia"], "privacy.mia", desc),
+        "<h3>Differential privacy of the generator</h3>",
+        _flat_table(privacy.get("dp"), "privacy.dp", desc),
         "<h2>Configuration</h2>",
         _flat_table(report["config"], "config", desc),
         "</body></html>",

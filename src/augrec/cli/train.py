@@ -163,7 +163,12 @@ def augment_cmd(
         ray_storage,
         ray_staging,
     )
-    synth, info = augment(split, aug_cfg, seed=seed, ray=(data, split_cfg, ray_cfg))
+    from augrec.augment.pipeline import generator_text_for
+
+    item_text = generator_text_for(ds.items, split, aug_cfg)
+    synth, info = augment(
+        split, aug_cfg, seed=seed, ray=(data, split_cfg, ray_cfg), item_text=item_text
+    )
     synth.meta["data"] = str(data)
     report = build_report(split, synth, info, seed)
     write_augmentation(out, split, synth, info, report, overwrite)
