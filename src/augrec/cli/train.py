@@ -50,6 +50,14 @@ def train(
         Path | None,
         typer.Option(help="Synthetic set from `augrec augment`: train on real + synthetic."),
     ] = None,
+    titles: Annotated[
+        Path | None,
+        typer.Option(
+            "--titles",
+            help="Item titles table (item_id, title) for a config with model.text; overrides "
+            "the config's titles:.",
+        ),
+    ] = None,
     num_workers: NumWorkers = 0,
     use_gpu: UseGpu = False,
     cpus_per_worker: CpusPerWorker = 1.0,
@@ -59,6 +67,10 @@ def train(
     ray_staging: RayStaging = None,
 ) -> None:
     """Train on the training split, select on validation, evaluate once on test.
+
+    A config's recipe settings (docs/augmentation.md, "Recipes") run here too: `augment:`
+    generates a synthetic set in-process (written to OUT/augmentation/), `selection:` picks
+    recipe values on validation, `eval.noisy_shares` adds the noisy-history test.
 
     Writes OUT/metrics.json (test, valid and bucket metrics, timings),
     OUT/recommendations.parquet (top-20 per test user, original ids, seen items excluded),
@@ -71,6 +83,8 @@ def train(
     cfg = load_train_config(config)
     if device is not None:
         cfg.model["device"] = device
+    if titles is not None:
+        cfg.titles = str(titles)
     if out.exists() and not overwrite:
         raise AugrecError(f"--out: '{out}' already exists (pass --overwrite to replace it)")
     ray_cfg = ray_config(
