@@ -194,16 +194,18 @@ def test_adversarial_term_is_the_loss_at_the_worst_nearby_table():
     cfg = CFG.model_copy(update={"adv_eps": 0.05, "adv_weight": 0.5})
     table = net.item_table()
     (grad,) = torch.autograd.grad(sequence_loss(net, INPUTS, TARGETS, cfg, table=table), table)
-    delta = 0.05 * F.normalize(grad, dim=1)
+    norms = table.detach().norm(dim=1, keepdim=True)
+    delta = 0.05 * norms * F.normalize(grad, dim=1)
     delta[0] = 0
-    assert torch.allclose(delta[1:].norm(dim=1)[grad[1:].norm(dim=1) > 0], torch.tensor(0.05))
+    moved = grad[1:].norm(dim=1) > 0  # items the batch touches: each moved by 5% of its norm
+    assert torch.allclose(delta[1:].norm(dim=1)[moved], 0.05 * norms[1:, 0][moved])
     worst = sequence_loss(net, INPUTS, TARGETS, cfg, table=table + delta)
     got = adversarial_loss(net, INPUTS, TARGETS, cfg)
     assert float(got) == pytest.approx(float(clean + 0.5 * worst), rel=1e-6)
     assert float(worst) > float(clean)  # the perturbation increases the loss
     # a random direction of the same size increases it less
     torch.manual_seed(1)
-    rand = 0.05 * F.normalize(torch.randn_like(table), dim=1)
+    rand = 0.05 * norms * F.normalize(torch.randn_like(table), dim=1)
     rand[0] = 0
     assert float(sequence_loss(net, INPUTS, TARGETS, cfg, table=table + rand)) < float(worst)
 
