@@ -40,7 +40,11 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="YAML with split:, eval: and model: sections."),
+        typer.Option(
+            "--config",
+            help="YAML with split:, eval:, model:, selection:, refit:, titles: and augment: "
+            "(augrec.config.TrainConfig; recipes: docs/augmentation.md).",
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
     device: Annotated[
