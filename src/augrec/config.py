@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from augrec.errors import ConfigError
 
@@ -29,6 +29,34 @@ class EvalConfig(_Strict):
     """Evaluation settings."""
 
     batch_size: int = Field(512, ge=1)
+    noisy_shares: list[float] = Field(
+        default_factory=list,
+        description="also test with this share of each test user's history replaced by random "
+        "items (seeded; e.g. [0.1, 0.2]), reported as `test_noisy` beside `test`",
+    )
+
+    @field_validator("noisy_shares")
+    @classmethod
+    def _shares_in_range(cls, v: list[float]) -> list[float]:
+        bad = [s for s in v if not 0 < s <= 1]
+        if bad:
+            raise ValueError(f"every share must be in (0, 1], got {bad}")
+        return v
+
+
+class SelectionConfig(_Strict):
+    """How candidate settings are compared on validation (never on test).
+
+    `grid` crosses each listed value with the `model:` settings (e.g. `synthetic_weight:
+    [0, 0.3, 1]`, `adv_eps: [0.1, 0.5]`); every combination is trained and the best on
+    validation NDCG@10 of `users` is kept.
+    """
+
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    users: Literal["all", "short"] = Field(
+        "all", description="all validation users, or those with <= short_max training items"
+    )
+    short_max: int = Field(5, ge=1)
 
 
 class TrainConfig(_Strict):
@@ -46,6 +74,18 @@ class TrainConfig(_Strict):
         description="epoch-trained models: after selecting the epoch count on validation, "
         "retrain from scratch for that many epochs with each user's validation item added to "
         "training, and test that model (the test item is still never seen)",
+    )
+    selection: SelectionConfig = SelectionConfig()
+    titles: str | None = Field(
+        None,
+        description="item titles table (item_id, title; TSV/CSV/parquet) for `text:`; default: "
+        "the items table's title column, or `<stem>_titles.tsv` beside an Amazon file",
+    )
+    augment: dict[str, Any] | None = Field(
+        None,
+        description="AugmentConfig values: generate a synthetic set in-process (the augment "
+        "core), train on real + synthetic, and write the set and its report into the run "
+        "directory. None: train on real data only (or on --augment's set)",
     )
 
 
@@ -78,7 +118,15 @@ def load_train_config(path: str | Path | None) -> TrainConfig:
     """Read a YAML file into a `TrainConfig`; errors name the field and the value."""
     if path is None:
         return TrainConfig()
-    return load_yaml_config(path, TrainConfig)
+    cfg = load_yaml_config(path, TrainConfig)
+    if cfg.augment is not None:  # checked now, not after the data has loaded
+        from augrec.augment.pipeline import AugmentConfig
+
+        try:
+            AugmentConfig(**cfg.augment)
+        except ValidationError as exc:
+            raise ConfigError(_format_validation_error(exc, f"{path} (augment:)")) from exc
+    return cfg
 
 
 # The best SASRec settings measured (docs/benchmarks.md, SASRec on Amazon Beauty; the same
@@ -94,7 +142,9 @@ class RunConfig(TrainConfig):
     `GateConfig` values; both are checked before the pipeline starts.
     """
 
-    augment: dict[str, Any] = Field(default_factory=dict)
+    # Here `augment:` configures the pipeline's own augmentation step, not in-process
+    # generation inside the training step (which `train_section` leaves out).
+    augment: dict[str, Any] = Field(default_factory=dict)  # type: ignore[assignment]
     gate: dict[str, Any] = Field(default_factory=dict)
 
     def train_section(self) -> dict[str, Any]:

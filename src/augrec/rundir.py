@@ -13,6 +13,10 @@ A run directory (local path today; the registry copies one into every version, a
     [report.html]             the pipeline's report on the run
     [search_index.zip]        the product-search index over the model's catalog
                               (`augrec.search.index`), refused when the catalog differs
+    [augmentation/]           the synthetic set generated in-process (config `augment:`):
+                              synthetic.parquet/json, synthetic_report.json/html,
+                              generator.pt, training.json (`augment.outputs`); it stays
+                              with the run and is not copied into the registry
 
 Every other package asks this module for these names and files; `training.run` produces a
 `RunResult` and writes nothing itself.
@@ -47,6 +51,8 @@ FEATURES = "features.json"
 GATE = "gate.json"
 REPORT = "report.html"
 SEARCH_INDEX = "search_index.zip"
+AUGMENTATION = "augmentation"  # a folder: what `augment.outputs.write_augmentation` writes
+SYNTHETIC_REPORT = f"{AUGMENTATION}/synthetic_report.html"
 # What makes a directory a run (and a registered version), and what travels with it.
 REQUIRED = (MANIFEST, METRICS, MODEL, CONFIG)
 OPTIONAL = (GATE, FEATURES, SEARCH_INDEX)
@@ -73,6 +79,11 @@ class RunResult:
     trainer: dict[str, Any] = field(default_factory=lambda: {"kind": "in-process"})
     feature_contract: dict[str, Any] | None = None
     augmentation: dict[str, Any] | None = None
+    # (SyntheticSet, augment info, report) of a set generated in-process, written under
+    # AUGMENTATION; None when the run used real data or a set made elsewhere.
+    synthetic: tuple[Any, dict[str, Any], dict[str, Any]] | None = None
+    # share -> ranking of the test targets after that share of each history was replaced
+    test_noisy: dict[str, EvalResult] = field(default_factory=dict)
     refit: dict[str, Any] | None = None
     history: list[dict[str, Any]] | None = None  # per-epoch curve of the selected fit
 
@@ -87,6 +98,9 @@ class RunResult:
             "seed": self.model.seed,
             "params": self.params,
             "test": summarize(self.test, self.split),
+            "test_noisy": {
+                share: summarize(result, self.split) for share, result in self.test_noisy.items()
+            },
             "valid": summarize(self.valid, self.split),
             "buckets": buckets(self.test, self.split, self.split.test),
             "selection": {"metric": f"valid {SELECT_METRIC}", "candidates": self.candidates},
@@ -174,6 +188,11 @@ def write_run(
             tmp / MODEL,
         )
         write_json(tmp / CONFIG, config.model_dump())
+        if result.synthetic is not None:
+            from augrec.augment.outputs import write_augmentation
+
+            synth, info, report = result.synthetic
+            write_augmentation(tmp / AUGMENTATION, result.split, synth, info, report, True)
         if result.feature_contract is not None:
             contract.write(result.feature_contract, tmp / FEATURES)
         write_json(tmp / MANIFEST, result.manifest(config, out.resolve()))

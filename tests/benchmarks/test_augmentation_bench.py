@@ -148,3 +148,96 @@ def test_generator_privacy_sweep_writes_a_row_per_setting_and_resumes(data, tmp_
     assert "| dp-eps8 |" in proc.stdout and "| mle-stop |" in proc.stdout
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "skip mle-stop" in again.stderr
+
+
+def test_pre_recipe_result_files_are_read_under_their_recipe_names(tmp_path):
+    bench = _module()
+    (tmp_path / "mle-seed0.json").write_text(json.dumps({"method": "mle", "seed": 0}))
+    (tmp_path / "gan-mix-seed0.json").write_text(json.dumps({"method": "gan-mix", "seed": 0}))
+    (tmp_path / "gan-seed0.json").write_text(json.dumps({"method": "gan", "seed": 0, "old": 1}))
+    assert bench.read_done(tmp_path, "mle-mix", 0)["method"] == "mle-mix"
+    assert bench.read_done(tmp_path, "mle-mix", 0)["legacy_name"] == "mle"
+    assert "old" not in bench.read_done(tmp_path, "gan-mix", 0)  # the new file wins
+    assert bench.read_done(tmp_path, "gan-pretrain", 0) is None
+    aug, over = bench.recipe("gan-weighted", {"recipes": {"gan-weighted": {"model": {"x": 1}}}})
+    assert aug == "gan" and over["model"] == {"x": 1}
+    assert over["selection"]["users"] == "short"  # merged with the default, not replaced
+
+
+def _fake(method, seed, ranks, noisy=None, popularity=(1, 50)):
+    buckets = {
+        "history_length": {"a": {"ndcg@10": 0.1}},
+        "target_popularity": {"<=5": {"ndcg@10": 0.2}, ">5": {"ndcg@10": 0.1}},
+    }
+    run = {
+        "method": method,
+        "seed": seed,
+        "ranks": ranks,
+        "history_length": [1, 9],
+        "target_popularity": list(popularity),
+        "test": {"ndcg@10": 0.1, "hr@10": 0.2},
+        "buckets": buckets,
+        "synthetic_share": 0.0,
+        "seconds": {"train": 1.0},
+        "privacy_passed": True,
+    }
+    if noisy is not None:
+        run["test_noisy"] = {"0.1": {"ndcg@10": 0.05, "hr@10": 0.1, "ranks": noisy}}
+    return run
+
+
+def test_summary_reports_tail_targets_noisy_histories_and_gan_against_mle():
+    bench = _module()
+    summary = bench.summarise(
+        {
+            "none": [_fake("none", 0, [0, 5], noisy=[3, 50])],
+            "mle-mix": [_fake("mle-mix", 0, [1, 5])],
+            "gan-pretrain": [_fake("gan-pretrain", 0, [0, 2])],
+            "adversarial": [_fake("adversarial", 0, [0, 5], noisy=[0, 50])],
+        }
+    )
+    gan = summary["gan-pretrain"]
+    # user 0's target has 1 training interaction (tail), user 1's has 50
+    assert gan["paired_vs_none"]["target<=5"]["users"] == 1
+    assert gan["paired_vs_none"]["target<=5"]["relative_lift"] == 0.0
+    assert gan["paired_vs_mle_mix"]["target<=5"]["base_ndcg@10"] == pytest.approx(1 / np.log2(3))
+    assert gan["ndcg@10_target<=5"]["mean"] == 0.2
+    adv = summary["adversarial"]["paired_vs_none_noisy"]["0.1"]
+    assert adv["base_ndcg@10"] == pytest.approx((1 / np.log2(5)) / 2)
+    assert adv["ndcg@10"] == pytest.approx(0.5)
+    assert "paired_vs_mle_mix" not in summary["adversarial"]
+    text = bench.markdown(summary, "cmd")
+    assert "10% noisy" in text and "MLE-only" in text and "tail targets ≤5" in text
+
+
+@pytest.fixture(scope="module")
+def titled(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("aug-bench-titles")
+    interactions, items = generate(SyntheticConfig(users=200, items=100, seed=0))
+    interactions.to_csv(out / "interactions.csv", index=False)
+    items.to_csv(out / "items.csv", index=False)
+    return out
+
+
+@pytest.mark.slow
+def test_every_recipe_runs_end_to_end(titled, tmp_path):
+    """Item 7's smoke: every recipe through the whole script on a tiny titled catalog."""
+    bench = _module()
+    summary = _run(titled, tmp_path, "--seeds", "1", "--methods", *bench.DEFAULT_METHODS)
+    assert list(summary) == bench.DEFAULT_METHODS
+    results = {
+        m: json.loads((tmp_path / "results" / f"{m}-seed0.json").read_text())
+        for m in bench.DEFAULT_METHODS
+    }
+    assert (
+        results["gan-pretrain"]["synthetic_set_reused"]
+        or results["gan-mix"]["synthetic_set_reused"]
+    )
+    assert results["gan-pretrain"]["params"]["finetune"] is True
+    assert results["gan-weighted"]["params"]["synthetic_weight"] in (0.0, 0.5)
+    assert results["adversarial"]["params"]["adv_eps"] == 0.1
+    for m, r in results.items():
+        assert set(r["test_noisy"]) == {"0.1", "0.2"}, m
+        assert "<=5" in r["buckets"]["target_popularity"], m
+    assert "target<=5" in summary["text+gan"]["paired_vs_none"]
+    assert "paired_vs_mle_mix" in summary["gan-mix"]

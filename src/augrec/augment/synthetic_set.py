@@ -99,7 +99,12 @@ def augmented_split(split: Split, synth: SyntheticSet) -> Split:
     synth.check_no_heldout(split)
     train = synth.merged_train(split)
     times = list(split.train_times) + [np.zeros(len(s), dtype=np.int64) for s in synth.extra]
-    return dataclasses.replace(split, train=train, train_times=times)
+    # Which positions are synthetic: prefixes come first, extra sequences are all synthetic.
+    flags = [
+        np.arange(len(s)) < len(synth.prefixes.get(u, ()))
+        for u, s in enumerate(train[: len(split.train)])
+    ] + [np.ones(len(s), dtype=bool) for s in synth.extra]
+    return dataclasses.replace(split, train=train, train_times=times, train_synthetic=flags)
 
 
 def save(synth: SyntheticSet, split: Split, out: Path) -> None:

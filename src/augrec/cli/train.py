@@ -40,7 +40,11 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="YAML with split:, eval: and model: sections."),
+        typer.Option(
+            "--config",
+            help="YAML with split:, eval:, model:, selection:, refit:, titles: and augment: "
+            "(augrec.config.TrainConfig; recipes: docs/augmentation.md).",
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
     device: Annotated[
@@ -49,6 +53,14 @@ def train(
     augment: Annotated[
         Path | None,
         typer.Option(help="Synthetic set from `augrec augment`: train on real + synthetic."),
+    ] = None,
+    titles: Annotated[
+        Path | None,
+        typer.Option(
+            "--titles",
+            help="Item titles table (item_id, title) for a config with model.text; overrides "
+            "the config's titles:.",
+        ),
     ] = None,
     num_workers: NumWorkers = 0,
     use_gpu: UseGpu = False,
@@ -59,6 +71,10 @@ def train(
     ray_staging: RayStaging = None,
 ) -> None:
     """Train on the training split, select on validation, evaluate once on test.
+
+    A config's recipe settings (docs/augmentation.md, "Recipes") run here too: `augment:`
+    generates a synthetic set in-process (written to OUT/augmentation/), `selection:` picks
+    recipe values on validation, `eval.noisy_shares` adds the noisy-history test.
 
     Writes OUT/metrics.json (test, valid and bucket metrics, timings),
     OUT/recommendations.parquet (top-20 per test user, original ids, seen items excluded),
@@ -71,6 +87,8 @@ def train(
     cfg = load_train_config(config)
     if device is not None:
         cfg.model["device"] = device
+    if titles is not None:
+        cfg.titles = str(titles)
     if out.exists() and not overwrite:
         raise AugrecError(f"--out: '{out}' already exists (pass --overwrite to replace it)")
     ray_cfg = ray_config(

@@ -50,6 +50,11 @@ class Split:
     # [n_items + 1, A] side-information ids per encoded item (attributes, category, brand),
     # 0 = none; None when the dataset has no item attributes.
     item_attributes: np.ndarray | None = None
+    # [n_items + 1] title per encoded item ("" unknown; index 0 padding); None: no titles.
+    item_titles: list[str] | None = None
+    # Per training sequence, True where the item is synthetic (`augment.synthetic_set`);
+    # None: every training item is real.
+    train_synthetic: list[np.ndarray] | None = None
 
     @property
     def n_items(self) -> int:
@@ -110,6 +115,17 @@ def item_side_info(ds: Dataset, item_ids: np.ndarray) -> np.ndarray | None:
     return out
 
 
+def item_titles(ds: Dataset, item_ids: np.ndarray) -> list[str] | None:
+    """Each encoded item's title from the items table; None when no item has one."""
+    if "title" not in ds.items.columns or not len(ds.items):
+        return None
+    table = ds.items.drop_duplicates("item_id").set_index("item_id")["title"]
+    titles = table.reindex(item_ids[1:]).fillna("").astype(str).tolist()
+    if not any(t.strip() for t in titles):
+        return None
+    return ["", *titles]
+
+
 def _group(enc: pd.DataFrame, n_users: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-user item and time arrays, in the (already time-sorted) row order."""
     order = np.argsort(enc["u"].to_numpy(), kind="stable")
@@ -144,7 +160,15 @@ def leave_one_out(ds: Dataset) -> Split:
         targets=np.array([seqs[u][-1] for u in evaluable], dtype=np.int64),
     )
     return Split(
-        "loo", user_ids, item_ids, train, train_t, valid, test, item_side_info(ds, item_ids)
+        "loo",
+        user_ids,
+        item_ids,
+        train,
+        train_t,
+        valid,
+        test,
+        item_side_info(ds, item_ids),
+        item_titles(ds, item_ids),
     )
 
 
@@ -186,7 +210,15 @@ def temporal(ds: Dataset, test_cutoff: int | None = None, valid_cutoff: int | No
     valid = EvalSet(np.array(v_users, dtype=np.int64), v_hist, np.array(v_tgt, dtype=np.int64))
     test = EvalSet(np.array(t_users, dtype=np.int64), t_hist, np.array(t_tgt, dtype=np.int64))
     return Split(
-        "temporal", user_ids, item_ids, train, train_t, valid, test, item_side_info(ds, item_ids)
+        "temporal",
+        user_ids,
+        item_ids,
+        train,
+        train_t,
+        valid,
+        test,
+        item_side_info(ds, item_ids),
+        item_titles(ds, item_ids),
     )
 
 

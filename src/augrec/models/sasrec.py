@@ -8,12 +8,20 @@ Deviations from the paper, each for a measured reason:
 - Pre-LayerNorm blocks with GELU (nanoGPT-style) for stable training at high dropout.
 - Optional item side information: the mean of an item's attribute embeddings is added to its
   id embedding (input and output share the sum, so attributes help rare items at both ends).
+- Optional item text (`text`): title vectors from a packaged sentence encoder, PCA-whitened to
+  the hidden size (`augrec.text.reduce`), either initialise the id embeddings (`init`) or are
+  added through a learned projection shared by all items (`fuse`), so tail items whose id
+  embedding barely trains still get a representation from their title.
+- Recipes for training on synthetic data (docs/augmentation.md, "Recipes"): a loss weight on
+  synthetic targets, two-stage pre-training on real + synthetic then fine-tuning on real only,
+  and APR-style adversarial perturbation of item embeddings (He et al., SIGIR 2018).
 
 Shapes: B batch, L max_len, D hidden, N n_items + 1 (index 0 = padding).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -26,6 +34,8 @@ from torch import nn
 
 from augrec.data.splits import Split
 from augrec.models.base import ModelConfig, Recommender, Reporter, Validator
+
+log = logging.getLogger(__name__)
 
 
 class SASRecConfig(ModelConfig):
@@ -47,6 +57,34 @@ class SASRecConfig(ModelConfig):
     patience: int = Field(5, ge=1, description="validation runs without improvement to stop")
     time_budget_s: float | None = Field(None, gt=0, description="stop training after this long")
     device: str = Field("cpu", description="cpu or cuda")
+    # Recipes; the defaults are plain SASRec.
+    synthetic_weight: float = Field(
+        1.0,
+        ge=0,
+        description="loss weight of synthetic targets (1: like real ones; 0: synthetic items "
+        "are only context). The loss is the weighted mean over targets",
+    )
+    finetune: bool = Field(
+        False,
+        description="two stages: train on real + synthetic, then fine-tune on real only from "
+        "the best pre-training checkpoint; each stage stops early on validation NDCG@10",
+    )
+    finetune_epochs: int | None = Field(
+        None, ge=0, description="most fine-tuning epochs (default: `epochs`)"
+    )
+    finetune_lr: float | None = Field(None, gt=0, description="fine-tuning lr (default: `lr`)")
+    adv_eps: float = Field(
+        0.0,
+        ge=0,
+        description="adversarial training: L2 norm of the loss-increasing perturbation added to "
+        "each item embedding, as a fraction of that embedding's norm (0: off)",
+    )
+    adv_weight: float = Field(1.0, ge=0, description="weight of the perturbed loss")
+    text: Literal["off", "init", "fuse"] = Field(
+        "off",
+        description="item title vectors: initialise the id embeddings, or fuse them through a "
+        "learned projection; a catalog without titles trains without them",
+    )
 
 
 class Block(nn.Module):
@@ -78,7 +116,13 @@ class Block(nn.Module):
 class SASRecNet(nn.Module):
     """Item + position embeddings -> causal blocks -> hidden state per position."""
 
-    def __init__(self, n_items: int, cfg: SASRecConfig, item_attributes: np.ndarray | None):
+    def __init__(
+        self,
+        n_items: int,
+        cfg: SASRecConfig,
+        item_attributes: np.ndarray | None,
+        item_text: np.ndarray | None = None,
+    ):
         super().__init__()
         d = cfg.hidden
         self.n_items = n_items
@@ -95,6 +139,20 @@ class SASRecNet(nn.Module):
         self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(d)
         self.apply(self._init)
+        # item_text [N, D]: whitened title vectors at the embeddings' scale, 0 rows = no title.
+        self.text_proj: nn.Linear | None = None
+        if item_text is not None and cfg.text == "fuse":
+            self.register_buffer("item_text", torch.as_tensor(item_text, dtype=torch.float32))
+            self.text_proj = nn.Linear(d, d, bias=False)
+            nn.init.eye_(self.text_proj.weight)  # starts as the text vector itself
+        else:
+            self.item_text: torch.Tensor | None = None
+        if item_text is not None and cfg.text == "init":
+            titled = torch.as_tensor(np.abs(item_text).sum(1) > 0)
+            with torch.no_grad():
+                self.item_emb.weight[titled] = torch.as_tensor(item_text, dtype=torch.float32)[
+                    titled
+                ]
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -114,6 +172,8 @@ class SASRecNet(nn.Module):
             a = self.attr_emb(self.item_attrs)  # [N, A, D]
             n = (self.item_attrs > 0).sum(1, keepdim=True).clamp(min=1)
             table = table + a.sum(1) / n
+        if self.text_proj is not None and self.item_text is not None:
+            table = table + self.text_proj(self.item_text)
         return table
 
     def forward(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
@@ -135,10 +195,10 @@ class SASRecNet(nn.Module):
         return self.ln_f(x)
 
 
-def pad_left(histories: Sequence[np.ndarray], max_len: int) -> torch.Tensor:
+def pad_left(histories: Sequence[np.ndarray], max_len: int, dtype: Any = np.int64) -> torch.Tensor:
     """Stack histories into [B, L] keeping the last `max_len` items, padding on the left."""
     n = min(max_len, max((len(h) for h in histories), default=1)) or 1
-    out = np.zeros((len(histories), n), dtype=np.int64)
+    out = np.zeros((len(histories), n), dtype=dtype)
     for row, h in enumerate(histories):
         h = h[-n:]
         if len(h):
@@ -152,9 +212,16 @@ def sequence_loss(
     targets: torch.Tensor,
     cfg: SASRecConfig,
     generator: torch.Generator | None = None,
+    weights: torch.Tensor | None = None,
+    table: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Next-item loss at every non-padding position. inputs/targets [B, L]."""
-    table = net.item_table()
+    """Next-item loss at every non-padding position. inputs/targets [B, L].
+
+    weights [B, L]: each target's loss weight; the loss is then sum(w * loss) / sum(w) (0 when
+    every weight is 0). table: an item table to use instead of the network's own (the
+    adversarially perturbed one).
+    """
+    table = net.item_table() if table is None else table
     hidden = net(inputs, table)  # [B, L, D]
     keep = targets > 0
     h = hidden[keep]  # [T, D]
@@ -162,15 +229,51 @@ def sequence_loss(
     if cfg.loss == "ce":
         logits = h @ table.T  # [T, N]
         logits[:, 0] = -torch.inf
-        return F.cross_entropy(logits, y)
-    # Sampled softmax: the positive against shared uniform negatives; accidental hits masked.
-    neg = torch.randint(1, net.n_items + 1, (cfg.negatives,), generator=generator)
-    neg = neg.to(h.device)
-    pos_logit = (h * table[y]).sum(-1, keepdim=True)  # [T, 1]
-    neg_logit = h @ table[neg].T  # [T, K]
-    neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], -torch.inf)
-    logits = torch.cat([pos_logit, neg_logit], dim=1)
-    return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long, device=h.device))
+        per_target = F.cross_entropy(logits, y, reduction="none")
+    else:
+        # Sampled softmax: the positive against shared uniform negatives; accidental hits masked.
+        neg = torch.randint(1, net.n_items + 1, (cfg.negatives,), generator=generator)
+        neg = neg.to(h.device)
+        pos_logit = (h * table[y]).sum(-1, keepdim=True)  # [T, 1]
+        neg_logit = h @ table[neg].T  # [T, K]
+        neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], -torch.inf)
+        logits = torch.cat([pos_logit, neg_logit], dim=1)
+        zeros = torch.zeros(len(y), dtype=torch.long, device=h.device)
+        per_target = F.cross_entropy(logits, zeros, reduction="none")
+    if weights is None:
+        return per_target.mean()
+    w = weights[keep].to(per_target.dtype)  # [T]
+    total = w.sum()
+    return (per_target * w).sum() / total.clamp(min=torch.finfo(w.dtype).tiny)
+
+
+def adversarial_loss(
+    net: SASRecNet,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    cfg: SASRecConfig,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """APR (He et al., SIGIR 2018): clean loss + adv_weight * loss at the worst nearby table.
+
+    The perturbation of each item embedding points along the clean loss's gradient with
+    respect to it (the fast-gradient approximation of the loss-increasing direction) and is a
+    constant for the backward pass, as in APR and FGSM. Deviation: its L2 norm is `adv_eps`
+    times the embedding's own norm, not `adv_eps` itself. SASRec's embeddings start at norm
+    ~0.02·sqrt(D) and grow while training, so an absolute radius that suits one width and one
+    epoch swamps another (an absolute 0.5 took a 16-wide model's NDCG@10 from 0.10 to 0.01 on
+    demo data); a relative one means the same at every size.
+    """
+    table = net.item_table()  # [N, D]
+    clean = sequence_loss(net, inputs, targets, cfg, weights=weights, table=table)
+    if cfg.adv_eps <= 0:
+        return clean
+    (grad,) = torch.autograd.grad(clean, table, retain_graph=True)
+    radius = cfg.adv_eps * table.detach().norm(dim=1, keepdim=True)  # [N, 1]
+    delta = radius * F.normalize(grad.detach(), dim=1)
+    delta[0] = 0.0  # padding is no item
+    worst = sequence_loss(net, inputs, targets, cfg, weights=weights, table=table + delta)
+    return clean + cfg.adv_weight * worst
 
 
 class SASRec(Recommender):
@@ -194,33 +297,86 @@ class SASRec(Recommender):
         """The config with its concrete type."""
         return self.config  # type: ignore[return-value]
 
-    def build(self, n_items: int, item_attributes: np.ndarray | None) -> SASRecNet:
-        """Create the network for a catalog (also used to restore a saved model)."""
+    def build(
+        self,
+        n_items: int,
+        item_attributes: np.ndarray | None,
+        item_text: np.ndarray | None = None,
+    ) -> SASRecNet:
+        """Create the network for a catalog (also used to restore a saved model).
+
+        item_text [n_items + 1, hidden]: title vectors (`augrec.text.reduce`), used when
+        `text` is not "off".
+        """
         self.n_items = n_items
         self.item_attributes = item_attributes if self.cfg.use_attributes else None
+        item_text = item_text if self.cfg.text != "off" else None
         self._frozen_table = None
         torch.manual_seed(self.seed)
-        self.net = SASRecNet(n_items, self.cfg, self.item_attributes).to(self.cfg.device)
+        self.net = SASRecNet(n_items, self.cfg, self.item_attributes, item_text)
+        self.net = self.net.to(self.cfg.device)
         return self.net
 
     def fit(
         self, split: Split, validate: Validator | None = None, reporter: Reporter | None = None
     ) -> dict[str, Any]:
-        """Train in-process with the plain torch loop, selecting the epoch on validation."""
-        from augrec.training.loop import train_sequences
+        """Train in-process with the plain torch loop, selecting the epoch on validation.
 
-        net = self.build(split.n_items, split.item_attributes)
-        result = train_sequences(
-            net,
-            split.train,
-            self.cfg,
-            seed=self.seed,
-            validate=(lambda: validate(self)) if validate is not None else None,
-            reporter=reporter,
-        )
-        self.fit_info = result.summary()
-        self.fit_history = result.history
+        Synthetic positions of the split (`Split.train_synthetic`) are weighted by
+        `synthetic_weight`; `finetune` runs the two-stage recipe (`training/recipes.py`).
+        """
+        from augrec.training.loop import train_sequences
+        from augrec.training.recipes import fit_two_stage, synthetic_target_weights
+
+        item_text, text_info = self._item_text(split)
+        net = self.build(split.n_items, split.item_attributes, item_text)
+        run_validation = (lambda: validate(self)) if validate is not None else None
+        weights = synthetic_target_weights(split, self.cfg.synthetic_weight)
+        if self.cfg.finetune:
+            pre, fine = fit_two_stage(
+                net, split, self.cfg, self.seed, run_validation, reporter, weights
+            )
+            self.fit_info = {
+                **fine.summary(),
+                # what a refit repeats: both stages' epoch counts
+                "best_epoch": pre.best_epoch,
+                "finetune_best_epoch": fine.best_epoch,
+                "pretrain": pre.summary(),
+                "finetune": fine.summary(),
+            }
+            self.fit_history = [{**h, "stage": "pretrain"} for h in pre.history] + [
+                {**h, "stage": "finetune"} for h in fine.history
+            ]
+        else:
+            result = train_sequences(
+                net,
+                split.train,
+                self.cfg,
+                seed=self.seed,
+                validate=run_validation,
+                reporter=reporter,
+                target_weights=weights,
+            )
+            self.fit_info = result.summary()
+            self.fit_history = result.history
+        if text_info is not None:
+            self.fit_info["text"] = text_info
         return self.fit_info
+
+    def _item_text(self, split: Split) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+        """Title vectors for the catalog, or (None, None) when text is off or there are none."""
+        if self.cfg.text == "off":
+            return None, None
+        titles = split.item_titles
+        if titles is None or not any(t.strip() for t in titles):
+            log.info(
+                "text: %s asked for, but the catalog has no titles: trained without", self.cfg.text
+            )
+            return None, {"mode": self.cfg.text, "used": False, "reason": "no item titles"}
+        from augrec.text.reduce import item_text_vectors
+
+        vectors, titled = item_text_vectors(titles, self.cfg.hidden)
+        return vectors, {"mode": self.cfg.text, "used": True, "items_with_title": int(titled.sum())}
 
     @torch.no_grad()
     def score(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
@@ -263,7 +419,12 @@ class SASRec(Recommender):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Rebuild the network for the saved catalog and load its weights."""
         attrs = state["net"].get("item_attrs")
-        self.build(int(state["n_items"]), None if attrs is None else attrs.numpy())
+        text = state["net"].get("item_text")  # fused title vectors travel as a buffer
+        self.build(
+            int(state["n_items"]),
+            None if attrs is None else attrs.numpy(),
+            None if text is None else text.numpy(),
+        )
         assert self.net is not None
         self.net.load_state_dict(state["net"])
         # A loaded model is for inference: `score` then never toggles train/eval, which

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from augrec.models.base import Reporter
-from augrec.models.sasrec import SASRecConfig, SASRecNet, pad_left, sequence_loss
+from augrec.models.sasrec import SASRecConfig, SASRecNet, adversarial_loss, pad_left
 
 log = logging.getLogger(__name__)
 SELECT = "ndcg@10"
@@ -33,9 +33,11 @@ class LossModule(nn.Module):
         self.net = net
         self.cfg = cfg
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean next-item loss of the batch."""
-        return sequence_loss(self.net, inputs, targets, self.cfg)
+    def forward(
+        self, inputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Next-item loss of the batch (weighted mean; plus the adversarial term when on)."""
+        return adversarial_loss(self.net, inputs, targets, self.cfg, weights)
 
 
 @dataclass
@@ -84,6 +86,12 @@ def batch_tensors(
     return pad_left([s[:-1] for s in seqs], max_len), pad_left([s[1:] for s in seqs], max_len)
 
 
+def batch_weights(weights: Sequence[np.ndarray], users: np.ndarray, max_len: int) -> torch.Tensor:
+    """Each target's loss weight [B, L], aligned with `batch_tensors`' targets."""
+    rows = [weights[u][-(max_len + 1) :][1:] for u in users]
+    return pad_left(rows, max_len, dtype=np.float32)
+
+
 def train_sequences(
     net: SASRecNet,
     train: Sequence[np.ndarray],
@@ -95,6 +103,8 @@ def train_sequences(
     rank: int = 0,
     world_size: int = 1,
     loss_module: nn.Module | None = None,
+    target_weights: Sequence[np.ndarray] | None = None,
+    start: tuple[float, dict[str, torch.Tensor]] | None = None,
 ) -> FitResult:
     """Train `net` on next-item prediction; keep the weights of the best validation epoch.
 
@@ -109,6 +119,12 @@ def train_sequences(
         rank: This worker's index under data parallelism (0 validates and checkpoints).
         world_size: Number of workers; each takes every world_size-th batch.
         loss_module: DDP-wrapped `LossModule(net)` under Ray Train; built here otherwise.
+        target_weights: Per user, each item's loss weight as a target (aligned with `train`;
+            synthetic items get `synthetic_weight`). Sequences with no weighted target are
+            skipped, so weight 0 on whole synthetic sequences equals leaving them out.
+        start: (validation score, weights) the training starts from and must beat: the best
+            epoch stays 0 and those weights are kept when no epoch validates better (the
+            fine-tuning stage of the two-stage recipe).
     """
     device = torch.device(cfg.device)
     module = loss_module if loss_module is not None else LossModule(net, cfg).to(device)
@@ -118,6 +134,11 @@ def train_sequences(
     bad_evals = 0
     start_epoch = 0
     elapsed_before = 0.0
+    if start is not None:
+        result.best_score, best_state = float(start[0]), copy.deepcopy(start[1])
+    if target_weights is not None:
+        # An empty sequence is never batched (make_batches needs two items).
+        train = [s if w[1:].any() else s[:0] for s, w in zip(train, target_weights, strict=True)]
     if resume is not None:
         net.load_state_dict(resume["net"])
         optim.load_state_dict(resume["optim"])
@@ -144,7 +165,11 @@ def train_sequences(
         total, count = 0.0, 0
         for users in mine:
             inputs, targets = batch_tensors(train, users, cfg.max_len)
-            loss = module(inputs.to(device), targets.to(device))
+            if target_weights is None:
+                loss = module(inputs.to(device), targets.to(device))
+            else:
+                w = batch_weights(target_weights, users, cfg.max_len)
+                loss = module(inputs.to(device), targets.to(device), w.to(device))
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()

@@ -6,6 +6,7 @@ Produces a `RunResult`; `augrec.rundir` writes it as a run directory and loads i
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import random
 import time
@@ -28,6 +29,7 @@ from augrec.evaluation.evaluate import (
     validation_ndcg,
 )
 from augrec.evaluation.metrics import ndcg
+from augrec.evaluation.noisy import noisy_histories
 from augrec.models import build_model, model_class
 from augrec.models.base import Recommender, Reporter
 from augrec.registry.manifest import fingerprint_files, now_iso
@@ -66,7 +68,7 @@ def train_and_evaluate(
     cls = model_class(model_name)  # fail on a bad name before loading data
     started_at = now_iso()
     t0 = time.perf_counter()
-    ds = load_dataset(data)
+    ds = load_dataset(data, titles=config.titles)
     data_source = {
         "path": str(data) if storage.is_remote(data) else str(Path(data).resolve()),
         "format": ds.source_format,
@@ -79,7 +81,14 @@ def train_and_evaluate(
 
         split, feature_contract = read_split(split, features)
         log.info("training sequences read from Feast %s (%s)", features.repo, features.service)
-    fit_split, augmentation = split, None
+    fit_split, augmentation, synthetic = split, None, None
+    if augment is not None and config.augment is not None:
+        raise ConfigError(
+            f"--augment: {augment} and the config's augment: section both give synthetic data; "
+            "use one (the section generates it in-process)"
+        )
+    if config.augment is not None:
+        fit_split, augmentation, synthetic = _augment_in_process(split, config.augment, seed)
     if augment is not None:
         from augrec.augment.synthetic_set import augmented_split, load
 
@@ -105,7 +114,10 @@ def train_and_evaluate(
         len(split.test),
     )
     validate = validation_ndcg(split, config.eval.batch_size)
-    grid = [config.model] if config.model else cls.grid()
+    grid = expand_grid([config.model] if config.model else cls.grid(), config.selection.grid, cls)
+    if ray_cfg is not None and ray_cfg.num_workers > 0:
+        _refuse_recipes_on_ray(grid, config)
+    short = np.array([len(split.train[u]) for u in split.valid.users]) <= config.selection.short_max
     best: tuple[float, Recommender, dict[str, Any], EvalResult, dict[str, Any]] | None = None
     candidates = []
     t_fit = t_eval = 0.0
@@ -138,11 +150,14 @@ def train_and_evaluate(
         t2 = time.perf_counter()
         valid = rank_users(model, split.valid, config.eval.batch_size)
         t_fit, t_eval = t_fit + t2 - t1, t_eval + time.perf_counter() - t2
-        score = ndcg(valid.ranks, 10)
+        score_all = ndcg(valid.ranks, 10)
+        score_short = ndcg(valid.ranks[short], 10) if short.any() else 0.0
+        score = score_short if config.selection.users == "short" else score_all
         candidates.append(
             {
                 "params": params,
-                f"valid_{SELECT_METRIC}": score,
+                f"valid_{SELECT_METRIC}": score_all,
+                f"valid_{SELECT_METRIC}_history<={config.selection.short_max}": score_short,
                 "fit_seconds": round(t2 - t1, 3),
                 **info,
             }
@@ -159,9 +174,12 @@ def train_and_evaluate(
         # protocols that never train on validation items; the refit model is the headline.
         before = summarize(rank_users(model, split.test, config.eval.batch_size), split)
         t4 = time.perf_counter()
-        model = _refit(model_name, params, seed, split, fit_split, best_info["best_epoch"])
+        epochs = {"epochs": best_info["best_epoch"]}
+        if "finetune_best_epoch" in best_info:  # the two-stage recipe repeats both stages
+            epochs["finetune_epochs"] = best_info["finetune_best_epoch"]
+        model = _refit(model_name, params, seed, split, fit_split, epochs)
         refit_info = {
-            "epochs": best_info["best_epoch"],
+            **epochs,
             "seconds": round(time.perf_counter() - t4, 3),
             "test_before_refit": before,
         }
@@ -173,6 +191,10 @@ def train_and_evaluate(
         advance = lambda n: progress.advance(task, n)  # noqa: E731
     t3 = time.perf_counter()
     test = rank_users(model, split.test, config.eval.batch_size, advance)
+    test_noisy = {}
+    for share in config.eval.noisy_shares:
+        noisy_set = noisy_histories(split.test, split.n_items, share, seed)
+        test_noisy[f"{share:g}"] = rank_users(model, noisy_set, config.eval.batch_size)
     t_eval += time.perf_counter() - t3
     trainer: dict[str, Any] = {"kind": "in-process"}
     if ray_cfg is not None and ray_cfg.num_workers > 0:
@@ -194,6 +216,8 @@ def train_and_evaluate(
         # train = fitting every candidate; eval = ranking validation (selection) and test.
         seconds={"load": round(t_load, 3), "train": round(t_fit, 3), "eval": round(t_eval, 3)},
         augmentation=augmentation,
+        synthetic=synthetic,
+        test_noisy=test_noisy,
         refit=refit_info,
         history=history,
         data_source=data_source,
@@ -204,20 +228,102 @@ def train_and_evaluate(
 
 
 def _refit(
-    model_name: str, params: dict[str, Any], seed: int, split: Split, fit_split: Split, epochs: int
+    model_name: str,
+    params: dict[str, Any],
+    seed: int,
+    split: Split,
+    fit_split: Split,
+    epochs: dict[str, int],
 ) -> Recommender:
     """Retrain from scratch for `epochs` with every user's validation item appended.
 
-    The epoch count was chosen on validation; the validation item is the user's most recent
-    known interaction, and the test item stays unseen.
+    The epoch counts (`epochs`, and `finetune_epochs` for the two-stage recipe) were chosen on
+    validation; the validation item is the user's most recent known interaction (real), and
+    the test item stays unseen.
     """
     train = list(fit_split.train)
+    flags = list(fit_split.train_synthetic) if fit_split.train_synthetic is not None else None
     for u, target in zip(split.valid.users, split.valid.targets, strict=True):
         train[u] = np.append(train[u], target)
+        if flags is not None:
+            flags[u] = np.append(flags[u], False)
     seed_everything(seed)
-    model = build_model(model_name, {**params, "epochs": epochs}, seed=seed)
-    model.fit(dataclasses.replace(fit_split, train=train))
+    model = build_model(model_name, {**params, **epochs}, seed=seed)
+    model.fit(dataclasses.replace(fit_split, train=train, train_synthetic=flags))
     return model
+
+
+def expand_grid(
+    base: list[dict[str, Any]], grid: dict[str, list[Any]], cls: type[Recommender]
+) -> list[dict[str, Any]]:
+    """Every base candidate crossed with every combination of the grid's values."""
+    unknown = sorted(set(grid) - set(cls.Config.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"selection.grid: {unknown[0]!r} is not a {cls.name} setting; expected one of "
+            f"{sorted(cls.Config.model_fields)}"
+        )
+    empty = [k for k, v in grid.items() if not v]
+    if empty:
+        raise ConfigError(f"selection.grid.{empty[0]}: needs at least one value, got []")
+    out = []
+    for params in base:
+        for values in itertools.product(*grid.values()):
+            out.append({**params, **dict(zip(grid, values, strict=True))})
+    return out
+
+
+# Settings that only the in-process trainer implements.
+_RECIPE_DEFAULTS = {"synthetic_weight": 1.0, "finetune": False, "adv_eps": 0.0, "text": "off"}
+
+
+def _refuse_recipes_on_ray(grid: list[dict[str, Any]], config: TrainConfig) -> None:
+    """Recipes train in-process for now: say so instead of silently training without them."""
+    for params in grid:
+        for key, default in _RECIPE_DEFAULTS.items():
+            if params.get(key, default) != default:
+                raise ConfigError(
+                    f"model.{key}: {params[key]!r} trains in-process only; use --num-workers 0"
+                )
+    if config.augment is not None:
+        raise ConfigError("augment: in-process generation trains in-process; use --num-workers 0")
+
+
+def _augment_in_process(
+    split: Split, values: dict[str, Any], seed: int
+) -> tuple[Split, dict[str, Any], tuple[Any, dict[str, Any], dict[str, Any]]]:
+    """Generate a synthetic set with the augment core; returns the split to fit and records.
+
+    The set, its report and the generator are written into the run directory by
+    `rundir.write_run` (`rundir.AUGMENTATION`).
+    """
+    from augrec.augment.outputs import build_report
+    from augrec.augment.pipeline import AugmentConfig, augment
+    from augrec.augment.report import privacy_failures
+    from augrec.augment.synthetic_set import augmented_split
+    from augrec.rundir import AUGMENTATION
+
+    t0 = time.perf_counter()
+    synth, info = augment(split, AugmentConfig(**values), seed=seed)
+    report = build_report(split, synth, info, seed)
+    failures = privacy_failures(report)
+    if failures:
+        # Recorded in metrics.json and the report; whether such a model ships is the gate's call.
+        log.warning("synthetic set fails privacy gates: %s", "; ".join(failures))
+    record = {
+        "path": AUGMENTATION,
+        "in_process": True,
+        "method": synth.method,
+        "synthetic_interactions": synth.n_interactions,
+        "synthetic_share": round(synth.share(split), 6),
+        "users_extended": len(synth.prefixes),
+        "extra_sequences": len(synth.extra),
+        "privacy_passed": not failures,
+        "privacy_failures": failures,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    log.info("augmentation in-process: %s", record)
+    return augmented_split(split, synth), record, (synth, info, report)
 
 
 # ---- distributed fit (Ray Train) ------------------------------------------------------------
