@@ -91,7 +91,11 @@ def item_text_features(titles: list[str], components: int, cache_dir: Any = None
 
 
 class TextConditionedNet(SASRecNet):
-    """SASRecNet whose item table adds a learned projection of fixed item text features."""
+    """SASRecNet whose item table adds a learned projection of fixed item text features.
+
+    SASRecNet's own `item_table` adds `text_proj(item_text)`; this net only supplies them,
+    K-wide features through a freshly initialised K -> D projection.
+    """
 
     def __init__(self, n_items: int, cfg: SASRecConfig, item_text: np.ndarray):
         super().__init__(n_items, cfg, None)
@@ -100,13 +104,10 @@ class TextConditionedNet(SASRecNet):
             raise ValueError(
                 f"item_text: expected {n_items + 1} rows (n_items + padding), got {text.shape[0]}"
             )
+        del self.item_text  # SASRecNet's "no text" placeholder, replaced by the buffer
         self.register_buffer("item_text", text, persistent=True)  # [N, K]
         self.text_proj = nn.Linear(text.shape[1], cfg.hidden, bias=False)
         nn.init.normal_(self.text_proj.weight, std=0.02)
-
-    def item_table(self) -> torch.Tensor:
-        """[N, D]: id embedding plus projected text (zero text for padding and untitled items)."""
-        return super().item_table() + self.text_proj(self.item_text)
 
 
 class ReverseGenerator:
