@@ -68,6 +68,15 @@ def serve(
     torch_threads: Annotated[
         int, typer.Option("--torch-threads", min=1, help="torch threads for scoring.")
     ] = 1,
+    readiness_requires_store: Annotated[
+        bool,
+        typer.Option(
+            "--readiness-requires-store",
+            envvar="AUGREC_READINESS_REQUIRES_STORE",
+            help="Strict readiness: /readyz fails while the feature store does not answer. "
+            "Default: ready once the model is loaded (answers fall back, flagged).",
+        ),
+    ] = False,
 ) -> None:
     """Serve recommendations over HTTP (BentoML) and gRPC from one process.
 
@@ -88,6 +97,7 @@ def serve(
         grpc_port=grpc_port,
         batching=batching,
         torch_threads=torch_threads,
+        readiness_requires_store=readiness_requires_store,
     )
     argv, env = serve_command(config, host, http_port)
     log.info("serving %s: HTTP on %s:%d, gRPC on port %d", version, host, http_port, grpc_port)

@@ -29,6 +29,7 @@ ENV = {
     "torch_threads": "AUGREC_TORCH_THREADS",
     "max_request_bytes": "AUGREC_MAX_REQUEST_BYTES",
     "search_index": "AUGREC_SEARCH_INDEX",
+    "readiness_requires_store": "AUGREC_READINESS_REQUIRES_STORE",
 }
 # A registry on object storage travels in its own variable: BENTOML_HOME must stay a local
 # folder, since BentoML itself reads it in every process it starts.
@@ -61,6 +62,13 @@ class ServingConfig(BaseModel):
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="larger bodies get 413")
     search_index: str | None = Field(
         None, description="search index file; default: the model's search_index.zip, if any"
+    )
+    # Off by default: a store outage would otherwise pull every replica out of the Service
+    # at once and turn a flagged fallback answer into no answer (docs/serving.md, Readiness).
+    readiness_requires_store: bool = Field(
+        False,
+        description="strict readiness: /readyz also fails while the feature store does not "
+        "answer; default: ready once the model is loaded",
     )
 
     @classmethod

@@ -2,15 +2,17 @@
 
 Wraps `augrec.features.online.FeatureClient`. A store that cannot be opened, or a read that
 raises (Redis down, SQLite file gone), makes the method return None: the recommender then
-answers from the model and flags the answer as a fallback, and readiness turns false until a
-probe read succeeds again.
+answers from the model and flags the answer as a fallback. `up` says whether the last read
+succeeded (the `augrec_feature_store_up` metric follows it through `on_change`); a store that
+could not be opened is retried in the background by `probe`, at most every `REOPEN_S`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,15 +25,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _LOCK_STRIPES = 64
 PROBE_USER = 0  # any id works: an unknown user is a cheap, valid read
+REOPEN_S = 30.0  # a store that could not be opened is tried again at most this often
 
 
 class OnlineFeatures:
     """User histories, catalog attributes and event pushes, or None when the store fails."""
 
-    def __init__(self, client: FeatureClient | None, error: str | None = None):
+    def __init__(
+        self,
+        client: FeatureClient | None,
+        error: str | None = None,
+        repo: str | None = None,
+        env: str = "local",
+    ):
         self.client = client
         self.error = error
         self.errors = 0  # reads and writes that failed since start
+        self.up = client is not None  # did the last read or write succeed?
+        # Called with the new `up` when it flips (not per request: a flip is rare).
+        self.on_change: Callable[[bool], None] | None = None
+        self._repo, self._env = repo, env
+        self._reopen_at = time.monotonic() + REOPEN_S
+        self._reopening = threading.Lock()
         # push_event is read-modify-write per user: two concurrent events of one user must
         # not both read the old row (FeatureClient's contract: one writer per user).
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
@@ -44,10 +59,10 @@ class OnlineFeatures:
         try:
             from augrec.features.online import FeatureClient
 
-            return cls(FeatureClient.open(repo, env))
+            return cls(FeatureClient.open(repo, env), repo=repo, env=env)
         except Exception as exc:  # Feast and config errors alike: serve degraded
             log.warning("feature store %s (%s) unavailable: %s", repo, env, exc)
-            return cls(None, f"cannot open feature repo {repo!r} ({env}): {exc}")
+            return cls(None, f"cannot open feature repo {repo!r} ({env}): {exc}", repo, env)
 
     @property
     def store(self) -> Any:
@@ -59,10 +74,13 @@ class OnlineFeatures:
         if self.client is None:
             return None
         try:
-            return self.client.user_history(user_id).item_ids
+            items = self.client.user_history(user_id).item_ids
         except Exception as exc:
             self._failed("history read", exc)
             return None
+        if not self.up:
+            self._set_up(True)
+        return items
 
     def catalog(self, item_ids: Sequence[int]) -> tuple[list[str | None], np.ndarray] | None:
         """Category and total event count per item, in order (None: store failed)."""
@@ -86,16 +104,57 @@ class OnlineFeatures:
             raise Unavailable("", f"the feature store is unavailable: {self.error}")
         try:
             with self._locks[hash(user_id) % _LOCK_STRIPES]:
-                return self.client.push_event(user_id, item_id, timestamp)
+                changed = self.client.push_event(user_id, item_id, timestamp)
         except Exception as exc:
             self._failed("event push", exc)
             raise Unavailable("", f"the feature store refused the event: {exc}") from exc
+        if not self.up:
+            self._set_up(True)
+        return changed
 
     def probe(self) -> bool:
-        """One cheap online read: is the store answering now?"""
+        """One cheap online read: is the store answering now?
+
+        A store that could not be opened is not read; opening it is retried in a background
+        thread (never in the caller's: a readiness probe must not wait for Feast's import).
+        """
+        if self.client is None:
+            self._maybe_reopen()
+            return False
         return self.history(PROBE_USER) is not None
+
+    def _maybe_reopen(self) -> None:
+        if not self._repo or time.monotonic() < self._reopen_at:
+            return
+        if self._reopening.acquire(blocking=False):
+            self._reopen_at = time.monotonic() + REOPEN_S
+            threading.Thread(target=self._reopen, daemon=True, name="feature-store-reopen").start()
+
+    def _reopen(self) -> None:
+        try:
+            from augrec.features.online import FeatureClient
+
+            client = FeatureClient.open(self._repo, self._env)
+            client.user_history(PROBE_USER)
+        except Exception as exc:
+            log.debug("feature store %s still unavailable: %s", self._repo, exc)
+            return
+        finally:
+            self._reopening.release()
+        self.client, self.error = client, None
+        log.warning("feature store %s opened after start; serving personalised answers", self._repo)
+        self._set_up(True)
+
+    def _set_up(self, up: bool) -> None:
+        self.up = up
+        if up:
+            log.warning("feature store answering again")
+        if self.on_change is not None:
+            self.on_change(up)
 
     def _failed(self, what: str, exc: Exception) -> None:
         self.errors += 1
         self.error = f"{what} failed: {exc}"
         log.warning("feature store %s failed: %s", what, exc)
+        if self.up:
+            self._set_up(False)
