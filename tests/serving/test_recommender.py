@@ -204,17 +204,31 @@ def test_store_unavailable_answers_from_the_model_flagged_ready_unless_strict(wo
         assert err.value.field == "category"
 
 
-def test_store_state_flips_once_per_outage_and_back(rec):
+def test_store_state_flips_once_per_outage_and_back(rec, monkeypatch):
+    from augrec.serving import online
+
+    monkeypatch.setattr(online, "RETRY_S", 60.0)
     client = rec.features.client
     feats = OnlineFeatures(client)
     flips = []
     feats.on_change = flips.append
     assert feats.up and feats.history(1) is not None and flips == []
     feats.client = _BrokenClient()
-    assert feats.history(1) is None and feats.history(2) is None and not feats.probe()
-    assert flips == [False] and not feats.up and feats.errors == 3
-    feats.client = client
-    assert feats.probe() and feats.up and flips == [False, True]
+    assert feats.history(1) is None and flips == [False] and not feats.up
+    # While down, requests do not wait on the store (a Redis client retries for seconds):
+    # they are answered at once and the store is not tried again before RETRY_S.
+    t0 = time.monotonic()
+    assert feats.history(2) is None and not feats.probe() and feats.errors == 1
+    with pytest.raises(Unavailable):
+        feats.push(1, 2, 3)
+    assert time.monotonic() - t0 < 0.5 and feats.errors == 1
+    feats.client = client  # the store is back; the next retry, in the background, sees it
+    feats._retry_at = 0.0
+    assert feats.history(1) is None  # starts the retry, does not wait for it
+    deadline = time.monotonic() + 30
+    while not feats.up and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert feats.up and flips == [False, True] and feats.history(1) is not None
 
 
 def test_a_store_that_could_not_open_is_reopened_in_the_background(world, monkeypatch):

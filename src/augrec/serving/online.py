@@ -3,8 +3,13 @@
 Wraps `augrec.features.online.FeatureClient`. A store that cannot be opened, or a read that
 raises (Redis down, SQLite file gone), makes the method return None: the recommender then
 answers from the model and flags the answer as a fallback. `up` says whether the last read
-succeeded (the `augrec_feature_store_up` metric follows it through `on_change`); a store that
-could not be opened is retried in the background by `probe`, at most every `REOPEN_S`.
+succeeded (the `augrec_feature_store_up` metric follows it through `on_change`).
+
+While the store is down, requests do not try it: the Redis client alone retries a refused
+connection for seconds (redis-py's default backoff), which would make every degraded answer
+that slow. Instead one background read every `RETRY_S` finds out when it is back, and requests
+answer from the model at once meanwhile. A store that could not be opened at all is opened
+again in the background, at most every `REOPEN_S`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ log = logging.getLogger(__name__)
 _LOCK_STRIPES = 64
 PROBE_USER = 0  # any id works: an unknown user is a cheap, valid read
 REOPEN_S = 30.0  # a store that could not be opened is tried again at most this often
+RETRY_S = 1.0  # a store that failed is read again (in the background) this long after
 
 
 class OnlineFeatures:
@@ -47,6 +53,8 @@ class OnlineFeatures:
         self._repo, self._env = repo, env
         self._reopen_at = time.monotonic() + REOPEN_S
         self._reopening = threading.Lock()
+        self._retry_at = 0.0  # while down: when the background read tries the store again
+        self._retrying = threading.Lock()
         # push_event is read-modify-write per user: two concurrent events of one user must
         # not both read the old row (FeatureClient's contract: one writer per user).
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
@@ -71,7 +79,7 @@ class OnlineFeatures:
 
     def history(self, user_id: int) -> np.ndarray | None:
         """The user's stored items, oldest first (empty: unknown user; None: store failed)."""
-        if self.client is None:
+        if self.client is None or not self._usable():
             return None
         try:
             items = self.client.user_history(user_id).item_ids
@@ -100,7 +108,7 @@ class OnlineFeatures:
 
     def push(self, user_id: int, item_id: int, timestamp: int) -> bool:
         """Fold an event into the user's features; raises `Unavailable` when the store fails."""
-        if self.client is None:
+        if self.client is None or not self._usable():
             raise Unavailable("", f"the feature store is unavailable: {self.error}")
         try:
             with self._locks[hash(user_id) % _LOCK_STRIPES]:
@@ -122,6 +130,25 @@ class OnlineFeatures:
             self._maybe_reopen()
             return False
         return self.history(PROBE_USER) is not None
+
+    def _usable(self) -> bool:
+        """May a request use the store now? Not while it is down (see the module doc)."""
+        if self.up:
+            return True
+        if time.monotonic() >= self._retry_at and self._retrying.acquire(blocking=False):
+            self._retry_at = float("inf")  # until this attempt ends
+            threading.Thread(target=self._retry, daemon=True, name="feature-store-retry").start()
+        return False
+
+    def _retry(self) -> None:
+        try:
+            self.client.user_history(PROBE_USER)
+        except Exception as exc:
+            self._failed("history read", exc)
+        else:
+            self._set_up(True)
+        finally:
+            self._retrying.release()
 
     def _maybe_reopen(self) -> None:
         if not self._repo or time.monotonic() < self._reopen_at:
@@ -155,6 +182,9 @@ class OnlineFeatures:
     def _failed(self, what: str, exc: Exception) -> None:
         self.errors += 1
         self.error = f"{what} failed: {exc}"
-        log.warning("feature store %s failed: %s", what, exc)
+        self._retry_at = time.monotonic() + RETRY_S
         if self.up:
+            log.warning("feature store %s failed: %s", what, exc)
             self._set_up(False)
+        else:
+            log.debug("feature store %s failed again: %s", what, exc)
