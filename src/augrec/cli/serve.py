@@ -84,9 +84,11 @@ def serve(
     gRPC: [cyan]augrec.v1.Recommender[/], the Open Inference Protocol (model
     [cyan]recommender[/]), health and reflection. See docs/serving.md.
     """
-    from augrec.serving.loading import describe
+    from augrec.serving.loading import describe, verify
 
     version, path = describe(model, home)  # fail here, clearly, before starting BentoML
+    if not version.startswith("run:"):
+        verify(version, home)  # a corrupted version never starts (docs/reliability.md)
     config = ServingConfig(
         # The resolved version, not the alias: a restarted worker serves the same model.
         model=str(path) if version.startswith("run:") else version,
