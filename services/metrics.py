@@ -1,9 +1,10 @@
 """Prometheus metrics of both protocols, exported on the Bento's `/metrics`.
 
 BentoML already counts HTTP requests and their latency (`bentoml_service_request_*`); these
-add what it cannot see: gRPC calls, fallbacks by reason, and scoring batch sizes, with one
-`protocol` label so HTTP and gRPC read alike. `prometheus_client` is imported on first use,
-inside a worker: BentoML sets its multiprocess directory only after importing the service.
+add what it cannot see: gRPC calls, fallbacks by reason, scoring batch sizes and whether the
+feature store answers, with one `protocol` label so HTTP and gRPC read alike.
+`prometheus_client` is imported on first use, inside a worker: BentoML sets its multiprocess
+directory only after importing the service.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Metrics:
     """The metric families; create once per process with `get()`."""
 
     def __init__(self) -> None:
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import Counter, Gauge, Histogram
 
         self.requests = Counter(
             "augrec_requests",
@@ -51,6 +52,13 @@ class Metrics:
             "augrec_score_batch_size",
             "Histories scored per model call when batching is on.",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        )
+        # Readiness no longer follows the store (docs/serving.md, Readiness): alert on this.
+        # livemin: with several workers, one whose store fails pulls the pod's value to 0.
+        self.feature_store_up = Gauge(
+            "augrec_feature_store_up",
+            "1 while the feature store answers reads, 0 while answers fall back without it.",
+            multiprocess_mode="livemin",
         )
 
     @contextlib.contextmanager

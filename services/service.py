@@ -7,8 +7,9 @@ Every endpoint is a few lines around `augrec.serving.recommender.ServingRecommen
 gRPC servicers (`grpc_server.py`, `oip.py`) share in the same worker process.
 
 - `POST /recommend`, `POST /similar`, `POST /events`, `POST /search`: typed JSON in and out;
-- `GET /livez`, `/readyz` (ready = model loaded, feature store answering, feature contract
-  holding), `GET /status` (the same, explained, as JSON), `GET /metrics` (Prometheus);
+- `GET /livez`, `/readyz` (ready = model loaded and feature contract not broken; with
+  `AUGREC_READINESS_REQUIRES_STORE` the feature store answering too), `GET /status` (the
+  same, explained, with the store's state, as JSON), `GET /metrics` (Prometheus);
 - gRPC on `AUGREC_GRPC_PORT` (default 50051), started by `on_startup`, stopped by
   `on_shutdown`: `augrec.v1.Recommender`, the Open Inference Protocol, health, reflection.
 """
@@ -73,6 +74,8 @@ class AugrecService:
         self.config = ServingConfig.from_env()
         self.metrics = metrics.get()
         self.rec = ServingRecommender.load(self.config, on_batch=self.metrics.batch_size.observe)
+        self.metrics.feature_store_up.set(self.rec.features.up)
+        self.rec.features.on_change = self.metrics.feature_store_up.set
         self.grpc = None
 
     @bentoml.on_startup
@@ -91,7 +94,7 @@ class AugrecService:
         self.rec.close()
 
     def __is_ready__(self) -> bool:
-        return self.rec.health().ready
+        return self.rec.ready()
 
     def _call(self, endpoint: str, fn, request):
         with self.metrics.observe("http", endpoint) as info:

@@ -267,6 +267,13 @@ def test_serving_env_model_alias_features_and_secrets(helm):
     assert env["AUGREC_FEATURE_ENV"]["value"] == "redis"
     assert env["AUGREC_REDIS_ENDPOINT"]["value"] == "redis-master:6379"
     assert env["BENTOML_HOME"]["value"] == "/var/lib/augrec/bentoml"
+    assert env["AUGREC_READINESS_REQUIRES_STORE"]["value"] == "false"  # ready = model loaded
+    proc = run_helm(
+        helm, "template", RELEASE, str(CHART), "--set=serving.readinessRequiresStore=true"
+    )
+    assert proc.returncode == 0, proc.stderr
+    strict = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert env_of(serving_container(strict))["AUGREC_READINESS_REQUIRES_STORE"]["value"] == "true"
 
     cloud = objects(helm, "ci/gpu-cloud-values.yaml")
     env = env_of(serving_container(cloud))

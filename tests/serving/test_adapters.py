@@ -97,6 +97,7 @@ def test_serve_execs_bentoml_on_the_resolved_version(world, monkeypatch):
     assert run_cli("serve", "--home", str(world.home), "--grpc-port", "0") == 0
     assert seen["env"]["AUGREC_MODEL"] == world.tag  # the alias, resolved once
     assert seen["env"]["AUGREC_GRPC_PORT"] == "0"
+    assert seen["env"]["AUGREC_READINESS_REQUIRES_STORE"] == "false"
 
 
 def test_serve_carries_access_settings_and_checks_them_before_starting(
@@ -133,3 +134,18 @@ def test_serve_carries_access_settings_and_checks_them_before_starting(
             monkeypatch.setenv(var, value)
         assert run_cli("serve", *home, *args) == 2, args
         assert message in capsys.readouterr().err and not seen
+
+
+def test_strict_readiness_reaches_the_service_from_the_flag_or_the_chart_variable(
+    world, monkeypatch
+):
+    import os
+
+    seen = {}
+    monkeypatch.setattr(os, "execvpe", lambda exe, argv, env: seen.update(env=env))
+    home = ["--home", str(world.home), "--grpc-port", "0"]
+    assert run_cli("serve", *home, "--readiness-requires-store") == 0
+    assert ServingConfig.from_env(seen["env"]).readiness_requires_store
+    monkeypatch.setenv("AUGREC_READINESS_REQUIRES_STORE", "true")  # what the chart sets
+    assert run_cli("serve", *home) == 0
+    assert ServingConfig.from_env(seen["env"]).readiness_requires_store

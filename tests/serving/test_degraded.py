@@ -1,4 +1,6 @@
-"""A server whose feature store is unavailable: it answers from the model, flagged, not ready."""
+"""A strict server whose feature store is unavailable: it answers from the model, flagged, and
+reports not ready (AUGREC_READINESS_REQUIRES_STORE). The default, ready while degraded, is
+tested under a Redis outage in test_faults.py."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ pytestmark = pytest.mark.e2e
 def degraded(world, tmp_path_factory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("degraded") / "server.log"
     missing = str(tmp_path_factory.mktemp("nothing") / "no_feature_repo")
-    srv = start_server(world, log, probe="/livez", AUGREC_FEATURE_REPO=missing)
+    strict = {"AUGREC_READINESS_REQUIRES_STORE": "true"}
+    srv = start_server(world, log, probe="/livez", AUGREC_FEATURE_REPO=missing, **strict)
     try:
         yield srv
     finally:
@@ -29,6 +32,7 @@ def test_degraded_server_answers_flagged_and_reports_not_ready(degraded, world):
         assert http.get("/readyz").status_code == 503
         status = http.get("/status").json()
         assert not status["ready"] and status["feature_store"] == "unavailable"
+        assert status["degraded"] and status["readiness"] == "model_and_store"
         assert "no_feature_repo" in " ".join(status["problems"])
         resp = http.post("/recommend", json={"user_id": 1, "k": 5})
         assert resp.status_code == 200
@@ -37,6 +41,7 @@ def test_degraded_server_answers_flagged_and_reports_not_ready(degraded, world):
         assert len(body["items"]) == 5 and body["model_version"] == world.tag
         event = http.post("/events", json={"user_id": 1, "item_id": 2})
         assert event.status_code == 503 and "feature store" in event.json()["error"]
+        assert "augrec_feature_store_up 0.0" in http.get("/metrics").text
 
     from augrec.services import stubs
     from grpc_health.v1 import health_pb2, health_pb2_grpc

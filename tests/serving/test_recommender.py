@@ -177,7 +177,7 @@ def test_sasrec_similarity_is_cosine_over_item_embeddings(world, features, tmp_p
     assert len(sas.similar(s.SimilarRequest(item_id=int(sas.item_ids[3]), k=4)).items) == 4
 
 
-def test_store_unavailable_answers_from_the_model_flagged_and_not_ready(world, rec):
+def test_store_unavailable_answers_from_the_model_flagged_ready_unless_strict(world, rec):
     for feats in (OnlineFeatures(None, "cannot open"), OnlineFeatures(_BrokenClient())):
         degraded = ServingRecommender(rec.loaded, feats)
         assert degraded.popularity_source == "model" and degraded.contract == "unchecked"
@@ -190,12 +190,63 @@ def test_store_unavailable_answers_from_the_model_flagged_and_not_ready(world, r
         assert [i.item_id for i in with_recent.items] == rec.item_ids[codes[0]].tolist()
         assert with_recent.fallback_reason == "feature_store_unavailable"
         health = degraded.health()
-        assert not health.ready and health.feature_store == "unavailable" and health.problems
+        # Readiness means "this process can answer": it can, from the model, flagged.
+        assert health.ready and degraded.ready() and health.readiness == "model"
+        assert health.degraded and health.feature_store == "unavailable" and health.problems
+        degraded.require_store = True  # AUGREC_READINESS_REQUIRES_STORE
+        strict = degraded.health()
+        assert not strict.ready and not degraded.ready()
+        assert strict.readiness == "model_and_store"
         with pytest.raises(Unavailable):
             degraded.push_event(s.EventRequest(user_id=1, item_id=2))
         with pytest.raises(Unavailable) as err:
             degraded.recommend(s.RecommendRequest(user_id=1, category="cat_00"))
         assert err.value.field == "category"
+
+
+def test_store_state_flips_once_per_outage_and_back(rec, monkeypatch):
+    from augrec.serving import online
+
+    monkeypatch.setattr(online, "RETRY_S", 60.0)
+    client = rec.features.client
+    feats = OnlineFeatures(client)
+    flips = []
+    feats.on_change = flips.append
+    assert feats.up and feats.history(1) is not None and flips == []
+    feats.client = _BrokenClient()
+    assert feats.history(1) is None and flips == [False] and not feats.up
+    # While down, requests do not wait on the store (a Redis client retries for seconds):
+    # they are answered at once and the store is not tried again before RETRY_S.
+    t0 = time.monotonic()
+    assert feats.history(2) is None and not feats.probe() and feats.errors == 1
+    with pytest.raises(Unavailable):
+        feats.push(1, 2, 3)
+    assert time.monotonic() - t0 < 0.5 and feats.errors == 1
+    feats.client = client  # the store is back; the next retry, in the background, sees it
+    feats._retry_at = 0.0
+    assert feats.history(1) is None  # starts the retry, does not wait for it
+    deadline = time.monotonic() + 30
+    while not feats.up and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert feats.up and flips == [False, True] and feats.history(1) is not None
+
+
+def test_a_store_that_could_not_open_is_reopened_in_the_background(world, monkeypatch):
+    from augrec.serving import online
+
+    repo = str(world.feature_repo)
+    feats = OnlineFeatures(None, "cannot open (registry not reachable)", repo, "local")
+    flips = []
+    feats.on_change = flips.append
+    assert not feats.probe()  # too soon: no attempt before REOPEN_S
+    monkeypatch.setattr(online, "REOPEN_S", 0.0)
+    feats._reopen_at = 0.0
+    assert not feats.probe()  # starts the attempt, answers at once
+    deadline = time.monotonic() + 60
+    while feats.client is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert feats.client is not None and feats.up and flips == [True] and feats.error is None
+    assert feats.probe()
 
 
 def test_health_checks_the_feature_contract(rec, world):

@@ -72,8 +72,11 @@ def test_health_endpoints_and_status(http, world):
         "model": "itemknn",
         "feature_store": "ok",
         "contract": "ok",
+        "readiness": "model",
+        "degraded": False,
         "problems": [],
     }
+    assert "augrec_feature_store_up 1.0" in http.get("/metrics").text
 
 
 def test_http_and_grpc_answer_identically(http, pb, users):

@@ -110,6 +110,15 @@ def serve(
             help="PEM CA bundle: gRPC clients must present a certificate it signed (mutual TLS).",
         ),
     ] = None,
+    readiness_requires_store: Annotated[
+        bool,
+        typer.Option(
+            "--readiness-requires-store",
+            envvar="AUGREC_READINESS_REQUIRES_STORE",
+            help="Strict readiness: /readyz fails while the feature store does not answer. "
+            "Default: ready once the model is loaded (answers fall back, flagged).",
+        ),
+    ] = False,
 ) -> None:
     """Serve recommendations over HTTP (BentoML) and gRPC from one process.
 
@@ -121,9 +130,11 @@ def serve(
     clients then send [cyan]Authorization: Bearer KEY[/] (HTTP header, gRPC metadata).
     """
     from augrec.serving.auth import ApiKeys
-    from augrec.serving.loading import describe
+    from augrec.serving.loading import describe, verify
 
     version, path = describe(model, home)  # fail here, clearly, before starting BentoML
+    if not version.startswith("run:"):
+        verify(version, home)  # a corrupted version never starts (docs/reliability.md)
     keys = ApiKeys.from_env()  # likewise a missing key file or a key too short to be one
     try:
         config = ServingConfig(
@@ -142,6 +153,7 @@ def serve(
             grpc_tls_cert=_path(grpc_tls_cert),
             grpc_tls_key=_path(grpc_tls_key),
             grpc_tls_client_ca=_path(grpc_tls_client_ca),
+            readiness_requires_store=readiness_requires_store,
         )
     except ValidationError as exc:
         err = exc.errors()[0]

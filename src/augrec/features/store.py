@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import re
 import sys
 from collections.abc import Iterator, Mapping
@@ -66,9 +67,23 @@ def load_config(
     repo = Path(repo).resolve()
     path = config_file(repo, env)
     raw = yaml.safe_load(expand_env(path.read_text(), str(path), environ))
+    # Feast re-validates the registry section on every access of `config.registry`, so the
+    # filter stays for the process (it drops one message only).
+    feast_config_log = logging.getLogger("feast.repo_config")
+    if _no_materializing_advice not in feast_config_log.filters:
+        feast_config_log.addFilter(_no_materializing_advice)
     config = RepoConfig(**raw)
     config.repo_path = repo
     return config
+
+
+def _no_materializing_advice(record: logging.LogRecord) -> bool:
+    """Drop Feast's advice about `serve_features_while_materializing` on a file registry.
+
+    Feast says the flag typically does nothing there; it does: readers check it on every
+    read (tests/features/test_feature_crash.py fails without it).
+    """
+    return "serve_features_while_materializing" not in record.getMessage()
 
 
 # What fills a store: the pipeline does it as a step; the features commands one by one.

@@ -8,19 +8,28 @@ Layout under the BentoML home (`$BENTOML_HOME`, default `~/bentoml`), so a Bento
         manifest.json metrics.json model.pt config.json [gate.json] [features.json]
     augrec/aliases.json (+ .lock)                production/staging/... with history
     augrec/register.lock                         serialises registrations
+    augrec/staging/                              versions being written (see below)
 
 A version is the run directory's files, copied; `rundir.load_model(version.path)` rebuilds the
 model exactly as from the run directory. The sha256 of every file is recorded in the
 version's metadata at registration and checked before a version is loaded, promoted or
 exported, so a partially copied or edited version is refused rather than served.
+
+A version is written whole into `augrec/staging/` (a BentoML store of its own on the same
+volume), then renamed into `models/` in one step, and `models/<name>/latest` is replaced
+atomically: BentoML's own save copies file by file into `models/` and rewrites `latest` in
+place, so a process killed there would leave a listed version with missing files. Leftovers of
+a killed registration are removed by the next one.
 BentoML is imported lazily: it costs about a second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -29,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from augrec import rundir
 from augrec.errors import RegistryError
-from augrec.io import file_lock
+from augrec.io import atomic_write_text, file_lock
 from augrec.registry.aliases import AliasBook
 from augrec.registry.gate import Champion
 from augrec.registry.manifest import FORMAT as MANIFEST_FORMAT
@@ -366,6 +375,36 @@ class Registry(AliasedVersions):
 
     # ---- writing -------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _staging(self) -> Iterator[Any]:
+        """A private BentoML store beside `models/` to write one version into (hold the lock).
+
+        Whatever an earlier, killed registration left in `staging/` goes first.
+        """
+        from bentoml._internal.models import ModelStore
+
+        root = self.root / "staging"
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        try:
+            yield ModelStore(root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def _commit(self, tag: Any) -> None:
+        """Move a version written whole in staging into the store: one rename, then `latest`."""
+        dest = self.models_dir / tag.path()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.root / "staging" / tag.path(), dest)  # same volume: one atomic step
+        # `latest` names the newest version by creation time (BentoML's rule; an imported
+        # older version does not take it).
+        try:
+            current = self._store.get(f"{tag.name}:latest").creation_time
+        except Exception:  # none yet, or unreadable: this version is the one to name
+            current = None
+        if current is None or self._store.get(tag).creation_time >= current:
+            atomic_write_text(self.models_dir / tag.latest_path(), tag.version)
+
     def register(
         self, run_dir: str | os.PathLike[str], require_gate: bool = False
     ) -> tuple[ModelVersion, bool]:
@@ -385,11 +424,13 @@ class Registry(AliasedVersions):
             existing = [v for v in self.versions(reg.name) if v.labels.get("run-id") == reg.run_id]
             if existing:
                 return existing[0], False
-            with bentoml.models.create(
-                reg.name, labels=reg.labels, metadata=reg.metadata, _model_store=self._store
-            ) as ref:
-                for f in reg.files:
-                    shutil.copy2(reg.run / f, ref.path_of(f))
+            with self._staging() as staging:
+                with bentoml.models.create(
+                    reg.name, labels=reg.labels, metadata=reg.metadata, _model_store=staging
+                ) as ref:
+                    for f in reg.files:
+                        shutil.copy2(reg.run / f, ref.path_of(f))
+                self._commit(ref.tag)
             return self.get(str(ref.tag)), True
 
     def export(self, ref: str, dest: str) -> str:
@@ -441,8 +482,9 @@ class Registry(AliasedVersions):
                     "immutable and nothing was imported"
                 )
             return here, False
-        with file_lock(self.root / "register.lock"):
-            incoming.save(self._store)
+        with file_lock(self.root / "register.lock"), self._staging() as staging:
+            incoming.save(staging)
+            self._commit(incoming.tag)
         version = self.get(str(incoming.tag))
         if problems := version.verify():
             self._store.delete(version.tag)

@@ -36,6 +36,7 @@ ENV = {
     "grpc_tls_cert": "AUGREC_GRPC_TLS_CERT",
     "grpc_tls_key": "AUGREC_GRPC_TLS_KEY",
     "grpc_tls_client_ca": "AUGREC_GRPC_TLS_CLIENT_CA",
+    "readiness_requires_store": "AUGREC_READINESS_REQUIRES_STORE",
 }
 # Fields an empty variable sets to None (the others: empty means the default).
 NULLABLE = (
@@ -91,6 +92,14 @@ class ServingConfig(BaseModel):
     grpc_tls_key: str | None = Field(None, description="PEM private key of grpc_tls_cert")
     grpc_tls_client_ca: str | None = Field(
         None, description="PEM CA bundle: gRPC clients must present a certificate it signed"
+    )
+
+    # Off by default: a store outage would otherwise pull every replica out of the Service
+    # at once and turn a flagged fallback answer into no answer (docs/serving.md, Readiness).
+    readiness_requires_store: bool = Field(
+        False,
+        description="strict readiness: /readyz also fails while the feature store does not "
+        "answer; default: ready once the model is loaded",
     )
 
     @model_validator(mode="after")

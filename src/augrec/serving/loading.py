@@ -64,6 +64,25 @@ def describe(ref: str | None, home: str | Path | None = None) -> tuple[str, Path
     return version.tag, version.path
 
 
+def verify(version: str, home: str | Path | None = None) -> None:
+    """Refuse a registered version whose files no longer match their recorded sha256.
+
+    `augrec serve` calls this before starting BentoML, so a corrupted version stops the
+    process at once with the reason, instead of a worker failing (and being restarted) inside.
+
+    Raises:
+        RegistryError: a file is missing or changed since registration.
+    """
+    from augrec.errors import RegistryError
+    from augrec.registry.store import open_registry
+
+    if problems := open_registry(home).get(version).verify():
+        raise RegistryError(
+            f"{version} failed its integrity check: {'; '.join(problems)}; not serving it "
+            "(promote or roll back to an intact version: `augrec models rollback`)"
+        )
+
+
 def load(ref: str | None, home: str | Path | None = None) -> LoadedModel:
     """Load a model: `ref` is a run directory or anything `Registry.get` accepts.
 

@@ -92,6 +92,7 @@ class ServingRecommender:
 
             batcher = ScoreBatcher(loaded.model.score, config.max_batch_size, on_batch)
         rec = cls(loaded, features, batcher, load_search_index(config, loaded))
+        rec.require_store = config.readiness_requires_store
         log.info(
             "serving %s (%s, %d items) in %.1f s; feature store: %s",
             rec.version,
@@ -214,19 +215,36 @@ class ServingRecommender:
         changed = self.features.push(req.user_id, req.item_id, timestamp)
         return s.EventResponse(accepted=True, changed=changed)
 
+    # Strict readiness (ServingConfig.readiness_requires_store): also need the store to answer.
+    require_store = False
+
+    def ready(self) -> bool:
+        """Can this process answer? By default no store read: the model is loaded, so yes.
+
+        A contract mismatch is a deploy error and never ready; strict readiness probes the store.
+        """
+        if self.require_store:
+            return self.health().ready
+        return self.contract != "mismatch"
+
     def health(self) -> s.Health:
-        """Ready = model loaded + store answering a probe read + feature contract holds."""
+        """Readiness explained: the model, the store (probed now), the feature contract."""
         store_ok = self.features.probe()
         problems = list(self.contract_problems)
         if not store_ok:
             problems.append(f"feature store unavailable: {self.features.error}")
-        ready = store_ok and self.contract in ("ok", "not_recorded")
+        if self.require_store:
+            ready = store_ok and self.contract in ("ok", "not_recorded")
+        else:
+            ready = self.contract != "mismatch"
         return s.Health(
             ready=ready,
             model_version=self.version,
             model=self.model.name,
             feature_store="ok" if store_ok else "unavailable",
             contract=self.contract,
+            readiness="model_and_store" if self.require_store else "model",
+            degraded=not store_ok,
             problems=problems,
         )
 

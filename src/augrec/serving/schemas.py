@@ -168,4 +168,12 @@ class Health(BaseModel):
     model: str
     feature_store: Literal["ok", "unavailable"]
     contract: Literal["ok", "mismatch", "not_recorded", "unchecked"]
+    readiness: Literal["model", "model_and_store"] = Field(
+        "model",
+        description="what `ready` requires: the model loaded (default), or the feature store "
+        "answering too (AUGREC_READINESS_REQUIRES_STORE)",
+    )
+    degraded: bool = Field(
+        False, description="the feature store does not answer: answers are flagged fallbacks"
+    )
     problems: list[str] = []
