@@ -101,15 +101,23 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.attn_dropout = dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """X [B, L, D], mask [B, 1, L, L] True where attention is allowed."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """X [B, L, D], mask [B, 1, L, L] True where attention is allowed -> [B, L, D].
+
+        `last_only`: only the last position's output, [B, 1, D] (every position still serves
+        as key and value): what inference needs from the top block, at about half its cost.
+        """
         b, n, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
-        q, k, v = (t.view(b, n, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
+        if last_only:
+            q, mask, x = q[:, -1:], mask[:, :, -1:], x[:, -1:]
+        nq = q.shape[1]
+        q = q.reshape(b, nq, self.heads, d // self.heads).transpose(1, 2)
+        k, v = (t.view(b, n, self.heads, d // self.heads).transpose(1, 2) for t in (k, v))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0
-        )  # [B, H, L, D/H]
-        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
+        )  # [B, H, nq, D/H]
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, nq, d)))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -176,8 +184,10 @@ class SASRecNet(nn.Module):
             table = table + self.text_proj(self.item_text)
         return table
 
-    def forward(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """Seq [B, L] left-padded item ids -> hidden [B, L, D]."""
+    def forward(
+        self, seq: torch.Tensor, table: torch.Tensor | None = None, last_only: bool = False
+    ) -> torch.Tensor:
+        """Seq [B, L] left-padded item ids -> hidden [B, L, D] (`last_only`: [B, 1, D])."""
         table = self.item_table() if table is None else table
         b, n = seq.shape
         x = table[seq] * math.sqrt(table.shape[1])
@@ -190,8 +200,8 @@ class SASRecNet(nn.Module):
         mask = causal[None] & ~pad[:, None, :]
         mask = mask | torch.eye(n, dtype=torch.bool, device=seq.device)[None]
         mask = mask[:, None]  # [B, 1, L, L]
-        for block in self.blocks:
-            x = block(x, mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
         return self.ln_f(x)
 
 
@@ -204,6 +214,36 @@ def pad_left(histories: Sequence[np.ndarray], max_len: int, dtype: Any = np.int6
         if len(h):
             out[row, n - len(h) :] = h
     return torch.from_numpy(out)
+
+
+# What one more forward call costs, in padded positions: the fixed per-call work (~40 torch
+# ops of dispatch) against the per-position work of hidden 64-128 on one CPU thread.
+CALL_COST_POSITIONS = 32
+
+
+def length_groups(lengths: Sequence[int], call_cost: int = CALL_COST_POSITIONS) -> list[np.ndarray]:
+    """Split a batch into groups of similar length that minimise the work of running them.
+
+    Each group is padded to its longest history; running it costs `call_cost` plus its padded
+    positions (group size x longest). Groups are runs of the histories sorted by length; the
+    cheapest split is found exactly by dynamic programming over the B sorted lengths (B^2/2
+    steps: batches are tens of histories). Returns the row indices of each group.
+    """
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    ls = [max(int(lengths[i]), 1) for i in order]
+    n = len(ls)
+    best = [0.0] + [np.inf] * n  # best[i]: cheapest way to run the i shortest histories
+    cut = [0] * (n + 1)
+    for i in range(1, n + 1):
+        for j in range(i):
+            cost = best[j] + call_cost + (i - j) * ls[i - 1]
+            if cost < best[i]:
+                best[i], cut[i] = cost, j
+    groups, i = [], n
+    while i > 0:
+        groups.append(order[cut[i] : i])
+        i = cut[i]
+    return groups[::-1]
 
 
 def sequence_loss(
@@ -390,13 +430,29 @@ class SASRec(Recommender):
         was_training = self.net.training
         if was_training:  # a loaded model is already in eval mode: skip the module walk
             self.net.eval()
-        seq = pad_left(histories, self.cfg.max_len).to(self.cfg.device)
         table = self._table()
-        h = self.net(seq, table)[:, -1]  # [B, D]
+        h = self._last_hidden(histories, table)  # [B, D]
         scores = (h @ table.T).float()
         if was_training:
             self.net.train()
         return scores
+
+    def _last_hidden(self, histories: Sequence[np.ndarray], table: torch.Tensor) -> torch.Tensor:
+        """Hidden state after each history's last item, [B, D].
+
+        A batch is padded to its longest history, so one long history would make every short
+        one cost as much: histories run in groups of similar length (`length_groups`).
+        """
+        assert self.net is not None
+        device, max_len = self.cfg.device, self.cfg.max_len
+        groups = length_groups([min(len(h), max_len) for h in histories])
+        if len(groups) == 1:
+            return self.net(pad_left(histories, max_len).to(device), table, last_only=True)[:, -1]
+        out = torch.empty(len(histories), table.shape[1], dtype=table.dtype, device=device)
+        for rows in groups:
+            seq = pad_left([histories[r] for r in rows], max_len).to(device)
+            out[torch.from_numpy(rows).to(device)] = self.net(seq, table, last_only=True)[:, -1]
+        return out
 
     @torch.no_grad()
     def item_similarity(self, items: np.ndarray) -> torch.Tensor:
