@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from registry_helpers import SASREC_UNTRAINED, train_run
 
 from augrec.serving import schemas as s
-from augrec.serving.batching import ScoreBatcher
+from augrec.serving.batching import BatchPolicy
 from augrec.serving.config import ServingConfig
 from augrec.serving.errors import InvalidRequest, NotFound, Unavailable
 from augrec.serving.loading import load
@@ -273,30 +273,34 @@ def test_a_pushed_event_changes_the_next_recommendation(rec, interactions):
     assert not again.changed  # a replay is a no-op
 
 
-def test_batcher_matches_direct_scoring_and_batches_under_load(rec, interactions):
-    sizes = []
+def test_batched_recommendations_match_the_reference_and_batch_under_load(
+    rec, interactions, monkeypatch
+):
+    score = rec.model.score
 
     def slow_score(histories):
         time.sleep(0.01)  # long enough for concurrent requests to queue up
-        return rec.model.score(histories)
+        return score(histories)
 
-    batcher = ScoreBatcher(slow_score, max_batch_size=8, on_batch=sizes.append)
-    users = interactions["user_id"].unique()[:24]
-    histories = [rec.encode(_history(rec.features, int(u))) for u in users]
-    results: dict[int, torch.Tensor] = {}
+    monkeypatch.setattr(rec.model, "score", slow_score)
+    sizes = []
+    batched = ServingRecommender(rec.loaded, rec.features, BatchPolicy(8), on_batch=sizes.append)
+    users = [int(u) for u in interactions["user_id"].unique()[:24]]
+    requests = [s.RecommendRequest(user_id=u, k=10) for u in users]
+    results: dict[int, s.RecommendResponse] = {}
 
     def one(i: int) -> None:
-        results[i] = batcher.score(histories[i])
+        results[i] = batched.recommend(requests[i])
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(histories))]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    batcher.close()
-    for i, h in enumerate(histories):
-        assert torch.equal(results[i], rec.model.score([h])[0])
-    assert max(sizes) > 1 and max(sizes) <= 8 and sum(sizes) == len(histories)
+    batched.close()
+    for i, req in enumerate(requests):
+        assert results[i] == rec.recommend_one(req)
+    assert max(sizes) > 1 and max(sizes) <= 8 and sum(sizes) == len(requests)
 
 
 def test_serving_config_round_trips_through_the_environment():

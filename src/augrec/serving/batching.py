@@ -1,80 +1,114 @@
-"""Opportunistic batching of model scoring across concurrent requests (HTTP and gRPC alike).
+"""Micro-batching of concurrent requests (HTTP and gRPC alike) on one background thread.
 
-One scoring thread takes every history waiting in the queue (up to `max_batch_size`),
-scores them in one `model.score` call and hands each request its row. It never waits for
-a batch to fill: an idle server scores a lone request at once, and under load requests
-pile up while the previous batch runs, so batches grow exactly when they pay off. This is
-BentoML's adaptive batching idea without its latency timer, and it sits below both
-protocols, which BentoML's batching (HTTP only) cannot.
+Requests are submitted from any thread or event loop; one worker thread takes every request
+waiting in the queue (up to `max_size`) and answers them with one call of the batch function
+(for recommendations: one feature-store read, one model call, one top-k). By default it never
+waits for a batch to fill: an idle server answers a lone request at once, and under load
+requests pile up while the previous batch runs, so batches grow exactly when they pay off.
+`max_wait_s` (default 0) makes the worker wait that long for more requests after the first;
+on the 2-core benchmark machine waiting bought nothing (docs/serving.md, Batching). This is
+BentoML's adaptive batching idea, and it sits below both protocols, which BentoML's batching
+(HTTP only) cannot.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-import numpy as np
-import torch
-
-ScoreFn = Callable[[Sequence[np.ndarray]], torch.Tensor]
+T = TypeVar("T")
+R = TypeVar("R")
 _STOP = object()
 
 
-class ScoreBatcher:
-    """Score single histories through batched calls of `score` on a background thread."""
+@dataclass(frozen=True)
+class BatchPolicy:
+    """How big a batch may grow and how long the worker waits for it to grow."""
+
+    max_size: int = 32
+    max_wait_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_size < 1:
+            raise ValueError(f"max_size must be >= 1, got {self.max_size}")
+        if not 0 <= self.max_wait_s <= 1:
+            raise ValueError(f"max_wait_s must be in [0, 1] seconds, got {self.max_wait_s}")
+
+
+class Batcher(Generic[T, R]):
+    """Answer single requests through batched calls of `fn` on a background thread.
+
+    `fn` gets a list of requests and returns one result per request, in order; a result that
+    is an exception is raised to that request's caller only (one bad request does not fail
+    its batch). An exception raised by `fn` itself fails every request of the batch.
+    """
 
     def __init__(
         self,
-        score: ScoreFn,
-        max_batch_size: int = 32,
-        on_batch: Callable[[int], None] | None = None,
+        fn: Callable[[list[T]], Sequence[R | BaseException]],
+        policy: BatchPolicy | None = None,
+        name: str = "augrec-batcher",
     ):
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
-        self._score = score
-        self._max = max_batch_size
-        self._on_batch = on_batch
+        self._fn = fn
+        self.policy = policy or BatchPolicy()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="augrec-scorer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def score(self, history: np.ndarray) -> torch.Tensor:
-        """Scores of every item for one history, [n_items + 1]; blocks until scored."""
+    def submit(self, request: T) -> Future[R]:
+        """Queue one request; the future holds its result (await it with asyncio.wrap_future)."""
         if not self._thread.is_alive():
-            raise RuntimeError("the scoring thread has stopped")
-        fut: Future[torch.Tensor] = Future()
-        self._queue.put((history, fut))
-        return fut.result()
+            raise RuntimeError("the batching thread has stopped")
+        fut: Future[R] = Future()
+        self._queue.put((request, fut))
+        return fut
+
+    def __call__(self, request: T) -> R:
+        """The result of one request; blocks until its batch is answered."""
+        return self.submit(request).result()
 
     def close(self) -> None:
-        """Stop the scoring thread after the requests already queued."""
+        """Stop the worker after the requests already queued."""
         self._queue.put(_STOP)
         self._thread.join(timeout=10)
 
+    def _collect(self, first: tuple) -> tuple[list[tuple], bool]:
+        """The batch that starts with `first`, and whether a stop was seen."""
+        batch = [first]
+        deadline = time.monotonic() + self.policy.max_wait_s
+        while len(batch) < self.policy.max_size:
+            try:
+                wait = deadline - time.monotonic()
+                nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is _STOP:
+                return batch, True
+            batch.append(nxt)
+        return batch, False
+
     def _run(self) -> None:
-        while True:
+        stop = False
+        while not stop:
             item = self._queue.get()
             if item is _STOP:
                 return
-            batch = [item]
-            while len(batch) < self._max:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    self._queue.put(_STOP)  # finish this batch, then stop
-                    break
-                batch.append(nxt)
+            batch, stop = self._collect(item)  # a stop finishes this batch first
             try:
-                scores = self._score([h for h, _ in batch])
+                results = self._fn([req for req, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"batch of {len(batch)} answered {len(results)} times")
             except BaseException as exc:  # the callers re-raise it in their own threads
                 for _, fut in batch:
                     fut.set_exception(exc)
                 continue
-            if self._on_batch is not None:
-                self._on_batch(len(batch))
-            for row, (_, fut) in enumerate(batch):
-                fut.set_result(scores[row])
+            for result, (_, fut) in zip(results, batch, strict=True):
+                if isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)

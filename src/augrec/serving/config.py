@@ -26,6 +26,7 @@ ENV = {
     "grpc_workers": "AUGREC_GRPC_WORKERS",
     "batching": "AUGREC_BATCHING",
     "max_batch_size": "AUGREC_MAX_BATCH_SIZE",
+    "batch_wait_ms": "AUGREC_BATCH_WAIT_MS",
     "torch_threads": "AUGREC_TORCH_THREADS",
     "max_request_bytes": "AUGREC_MAX_REQUEST_BYTES",
     "search_index": "AUGREC_SEARCH_INDEX",
@@ -72,9 +73,14 @@ class ServingConfig(BaseModel):
     feature_env: str = Field("local", description="feature_store.<env>.yaml to use")
     grpc_host: str = "0.0.0.0"
     grpc_port: int = Field(50051, ge=0, le=65535, description="0: no gRPC server")
-    grpc_workers: int = Field(16, ge=1, description="gRPC handler threads")
+    grpc_workers: int = Field(
+        16, ge=1, description="threads for the gRPC methods other than Recommend"
+    )
     batching: bool = Field(True, description="batch concurrent scoring (see docs/serving.md)")
     max_batch_size: int = Field(32, ge=1)
+    batch_wait_ms: float = Field(
+        0.0, ge=0, le=1000, description="how long a batch waits to grow (0: never waits)"
+    )
     torch_threads: int | None = Field(
         1, ge=1, description="torch threads per worker (None: torch's default, all cores)"
     )

@@ -94,6 +94,22 @@ class OnlineFeatures:
             self._set_up(True)
         return items
 
+    def histories(self, user_ids: Sequence[int]) -> list[np.ndarray] | None:
+        """`history` of several users, in order, in one read (None: the store failed)."""
+        if self.client is None or not self._usable():
+            return None
+        try:
+            got = [h.item_ids for h in self.client.user_histories(user_ids)]
+        except Exception as exc:
+            message = str(exc)
+            for user_id in user_ids:  # the error reaches logs and /status: no raw user ids
+                message = redact.scrub(message, user_id)
+            self._failed(f"history read of {len(user_ids)} users", Exception(message))
+            return None
+        if not self.up:
+            self._set_up(True)
+        return got
+
     def catalog(self, item_ids: Sequence[int]) -> tuple[list[str | None], np.ndarray] | None:
         """Category and total event count per item, in order (None: store failed)."""
         if self.client is None:

@@ -23,13 +23,20 @@ flagged `fallback_reason: anonymous`. The index is the run's `search_index.zip` 
 `AUGREC_SEARCH_INDEX`); one built for another catalog stops the server at start.
 
 Ids in requests and responses are the catalog's own; the model works on encoded ids.
+
+Two paths answer `recommend`, with the same answers (tested on a Beauty-sized SASRec):
+`recommend_one`, the reference, one request at a time, written to be read; and
+`recommend_batch`, the fast path, which answers many requests with one feature-store read,
+one model call, one masking step and one top-k. With batching on (the default), concurrent
+requests reach `recommend_batch` through a `Batcher`; off, each takes `recommend_one`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,11 +44,11 @@ import torch
 
 from augrec.evaluation.ranking import topk_stable
 from augrec.serving import schemas as s
-from augrec.serving.errors import InvalidRequest, NotFound, Unavailable
+from augrec.serving.errors import InvalidRequest, NotFound, RequestError, Unavailable
 
 if TYPE_CHECKING:
     from augrec.search.index import SearchIndex
-    from augrec.serving.batching import ScoreBatcher
+    from augrec.serving.batching import BatchPolicy
     from augrec.serving.config import ServingConfig
     from augrec.serving.loading import LoadedModel
     from augrec.serving.online import OnlineFeatures
@@ -56,24 +63,35 @@ class ServingRecommender:
         self,
         loaded: LoadedModel,
         features: OnlineFeatures,
-        batcher: ScoreBatcher | None = None,
+        batching: BatchPolicy | None = None,
         search_index: SearchIndex | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ):
         self.loaded = loaded
         self.model = loaded.model
         self.version = loaded.version
         self.features = features
-        self._batcher = batcher
+        self._on_batch = on_batch  # called with the number of histories each model call scores
         item_ids = np.asarray(loaded.item_ids, dtype=np.int64)
         self.item_ids = item_ids
         self.n_items = len(item_ids) - 1
         # original id -> encoded id (index 0 is padding, never a catalog item)
         self._codes = {int(orig): enc for enc, orig in enumerate(item_ids) if enc > 0}
+        # The same map as sorted arrays: a whole history is encoded with one searchsorted.
+        order = np.argsort(item_ids[1:], kind="stable")
+        self._sorted_ids = item_ids[1:][order]
+        self._sorted_codes = order.astype(np.int64) + 1
         self.categories: dict[str, np.ndarray] | None = None  # category -> [N] bool mask
+        self._category_drops: dict[str, torch.Tensor] = {}  # category -> [N] bool, True: drop
         self.popularity, self.popularity_source = self._load_catalog()
         self.contract, self.contract_problems = self._check_contract()
         self.search_index = search_index
         self._search_filters: dict[str, dict[str, np.ndarray]] | None = None
+        self._batcher = None
+        if batching is not None:
+            from augrec.serving.batching import Batcher
+
+            self._batcher = Batcher(self.recommend_batch, batching, name="augrec-recommend")
 
     @classmethod
     def load(cls, config: ServingConfig, on_batch=None) -> ServingRecommender:
@@ -86,12 +104,12 @@ class ServingRecommender:
         t0 = time.perf_counter()
         loaded = load(config.model, config.home)
         features = OnlineFeatures.open(config.feature_repo, config.feature_env)
-        batcher = None
+        batching = None
         if config.batching:
-            from augrec.serving.batching import ScoreBatcher
+            from augrec.serving.batching import BatchPolicy
 
-            batcher = ScoreBatcher(loaded.model.score, config.max_batch_size, on_batch)
-        rec = cls(loaded, features, batcher, load_search_index(config, loaded))
+            batching = BatchPolicy(config.max_batch_size, config.batch_wait_ms / 1000)
+        rec = cls(loaded, features, batching, load_search_index(config, loaded), on_batch)
         rec.require_store = config.readiness_requires_store
         log.info(
             "serving %s (%s, %d items) in %.1f s; feature store: %s",
@@ -104,14 +122,29 @@ class ServingRecommender:
         return rec
 
     def close(self) -> None:
-        """Stop the scoring thread, if any."""
+        """Stop the batching thread, if any."""
         if self._batcher is not None:
             self._batcher.close()
 
     # ---- requests ----------------------------------------------------------------------
 
     def recommend(self, req: s.RecommendRequest) -> s.RecommendResponse:
-        """Top-k items for a user (see the module docstring for the fallback rules)."""
+        """Top-k items for a user: batched with concurrent requests when batching is on."""
+        if self._batcher is not None:
+            return self._batcher(req)
+        return self.recommend_one(req)
+
+    async def recommend_async(self, req: s.RecommendRequest) -> s.RecommendResponse:
+        """`recommend` for an event loop: awaits the batch, or runs in a thread without one."""
+        if self._batcher is not None:
+            return await asyncio.wrap_future(self._batcher.submit(req))
+        return await asyncio.to_thread(self.recommend_one, req)
+
+    def recommend_one(self, req: s.RecommendRequest) -> s.RecommendResponse:
+        """Top-k items for a user (see the module docstring for the fallback rules).
+
+        The reference path: `recommend_batch` must give exactly these answers.
+        """
         stored = self.features.history(req.user_id)
         reason: s.FallbackReason | None = None
         if stored is None:
@@ -133,6 +166,70 @@ class ServingRecommender:
             fallback=reason is not None,
             fallback_reason=reason,
         )
+
+    def recommend_batch(
+        self, reqs: Sequence[s.RecommendRequest]
+    ) -> list[s.RecommendResponse | RequestError]:
+        """`recommend_one` for many requests at once: one store read, model call and top-k.
+
+        A request that `recommend_one` refuses (an unknown category) gets its error in its
+        place in the list; the others are answered.
+        """
+        out: list[s.RecommendResponse | RequestError] = [None] * len(reqs)  # type: ignore[list-item]
+        stored = self.features.histories([r.user_id for r in reqs])
+        store_reason: s.FallbackReason | None = None
+        if stored is None:
+            store_reason = "feature_store_unavailable"
+        rows: list[int] = []  # the requests answered below, in order
+        drops: list[torch.Tensor | None] = []  # per row: the items its category leaves out
+        histories: list[np.ndarray] = []
+        for i, req in enumerate(reqs):
+            try:
+                drop = None if req.category is None else self._category_drop(req.category)
+            except RequestError as exc:
+                out[i] = exc
+                continue
+            items = stored[i] if stored is not None else np.zeros(0, dtype=np.int64)
+            if req.recent_items:
+                items = np.concatenate([items, np.asarray(req.recent_items, dtype=np.int64)])
+            rows.append(i)
+            drops.append(drop)
+            histories.append(self.encode_array(items))
+        if not rows:
+            return out
+        personal = [j for j, h in enumerate(histories) if len(h)]
+        if len(personal) == len(rows):
+            scores = self._score_batch(histories)  # [B, N]
+        else:
+            scores = self.popularity.expand(len(rows), -1).clone()
+            if personal:
+                scores[personal] = self._score_batch([histories[j] for j in personal])
+        scores[:, 0] = -torch.inf
+        seen = [j for j in personal if reqs[rows[j]].exclude_seen]
+        if seen:
+            r = np.repeat(np.asarray(seen, dtype=np.int64), [len(histories[j]) for j in seen])
+            c = np.concatenate([histories[j] for j in seen])
+            scores[torch.from_numpy(r), torch.from_numpy(c)] = -torch.inf
+        for j, drop in enumerate(drops):
+            if drop is not None:
+                scores[j].masked_fill_(drop, -torch.inf)
+        ks = [reqs[i].k for i in rows]
+        # The first k of a stable top-max(k) are the stable top-k: one top-k serves every row.
+        idx, vals = topk_stable(scores, max(ks))
+        finite = np.isfinite(vals)
+        for j, i in enumerate(rows):
+            k = ks[j]
+            keep = finite[j, :k]
+            ids = self.item_ids[idx[j, :k][keep]].tolist()
+            values = vals[j, :k][keep].tolist()
+            reason = store_reason if len(histories[j]) else (store_reason or "empty_history")
+            out[i] = s.RecommendResponse(
+                items=[s.ScoredItem(item_id=a, score=b) for a, b in zip(ids, values, strict=True)],
+                model_version=self.version,
+                fallback=reason is not None,
+                fallback_reason=reason,
+            )
+        return out
 
     def similar(self, req: s.SimilarRequest) -> s.SimilarResponse:
         """Items most like `item_id` by the model's item representation.
@@ -255,11 +352,24 @@ class ServingRecommender:
         codes = [self._codes.get(int(i)) for i in items]
         return np.asarray([c for c in codes if c is not None], dtype=np.int64)
 
+    def encode_array(self, items: np.ndarray) -> np.ndarray:
+        """`encode` of an int64 array, vectorised."""
+        if not len(items) or not len(self._sorted_ids):
+            return np.zeros(0, dtype=np.int64)
+        at = np.searchsorted(self._sorted_ids, items).clip(max=len(self._sorted_ids) - 1)
+        known = self._sorted_ids[at] == items
+        return self._sorted_codes[at[known]]
+
     def _score(self, history: np.ndarray) -> torch.Tensor:
         """Model scores of every item for one encoded history, [n_items + 1], ours to modify."""
-        if self._batcher is not None:
-            return self._batcher.score(history).clone()
         return self.model.score([history])[0]
+
+    def _score_batch(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """Model scores of every item for each history, [B, n_items + 1], ours to modify."""
+        scores = self.model.score(histories)
+        if self._on_batch is not None:
+            self._on_batch(len(histories))
+        return scores
 
     def _top(self, scores: torch.Tensor, k: int) -> list[s.ScoredItem]:
         idx, vals = topk_stable(scores[None, :], k)
@@ -268,6 +378,13 @@ class ServingRecommender:
             s.ScoredItem(item_id=int(self.item_ids[i]), score=float(v))
             for i, v in zip(idx[0][keep], vals[0][keep], strict=True)
         ]
+
+    def _category_drop(self, category: str) -> torch.Tensor:
+        """[N+1] bool: the items a category filter leaves out (computed once per category)."""
+        drop = self._category_drops.get(category)
+        if drop is None:
+            drop = self._category_drops[category] = ~torch.from_numpy(self._category_mask(category))
+        return drop
 
     def _category_mask(self, category: str) -> np.ndarray:
         if self.categories is None:
