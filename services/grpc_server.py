@@ -12,15 +12,20 @@ INVALID_ARGUMENT (grpcio would answer INTERNAL). Fields the proto does not defin
 accepted and ignored, as proto3 intends: a client built on a newer `augrec.v1` (a field
 added) keeps working against an older server during a rolling upgrade. Validation is the
 HTTP API's (`augrec.serving.schemas`), so both refuse the same inputs.
-The server is synchronous with its own thread pool, so gRPC traffic never waits on the
-HTTP event loop.
+
+The server is `grpc.aio` on its own event loop in its own thread, so gRPC traffic never waits
+on the HTTP event loop. Every handler is a coroutine: `Recommend`, the hot path, awaits its
+place in a scoring batch on the loop (no thread per waiting call); the other methods are
+plain functions run in a pool of `grpc_workers` threads (`unary`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
@@ -84,25 +89,36 @@ def field_errors(exc: ValidationError) -> str:
 def unary(
     metrics: Metrics,
     endpoint: str,
-    fn: Callable[[Any, grpc.ServicerContext], Any],
+    fn: Callable[[Any, Any], Any],
     request_cls: Any,
     response_cls: Any,
 ) -> grpc.RpcMethodHandler:
-    """A unary handler: lenient decoding, error mapping to status codes, metrics."""
+    """A unary handler: lenient decoding, error mapping to status codes, metrics.
 
-    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+    `fn(request, context)` is a coroutine function, awaited on the server's event loop, or a
+    plain function, run in the loop's thread pool (it may block: store reads, scoring). Either
+    refuses a request by raising (`RequestError`, pydantic's `ValidationError`); the context's
+    methods are coroutines here, so a plain function must not call them.
+    """
+    is_async = inspect.iscoroutinefunction(fn)
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         with metrics.observe("grpc", endpoint) as info:
             if isinstance(request, _Malformed):
                 info["outcome"] = "invalid"
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
             try:
-                response = fn(request, context)
+                if is_async:
+                    response = await fn(request, context)
+                else:
+                    loop = asyncio.get_running_loop()
+                    response = await loop.run_in_executor(None, fn, request, context)
             except ValidationError as exc:
                 info["outcome"] = "invalid"
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, field_errors(exc))
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, field_errors(exc))
             except RequestError as exc:
                 code, info["outcome"] = STATUS[type(exc)]
-                context.abort(code, str(exc))
+                await context.abort(code, str(exc))
             info["outcome"], info["reason"] = _outcome(response)
             return response
 
@@ -137,8 +153,8 @@ def typed_handlers(rec: ServingRecommender, metrics: Metrics) -> grpc.GenericRpc
 
     pb2, _ = stubs.load()
 
-    def recommend(req: Any, _ctx: Any) -> Any:
-        out = rec.recommend(s.RecommendRequest.model_validate(_fields(req)))
+    async def recommend(req: Any, _ctx: Any) -> Any:
+        out = await rec.recommend_async(s.RecommendRequest.model_validate(_fields(req)))
         return pb2.RecommendResponse(
             items=_items(pb2, out.items),
             model_version=out.model_version,
@@ -187,69 +203,105 @@ def typed_handlers(rec: ServingRecommender, metrics: Metrics) -> grpc.GenericRpc
 
 
 class GrpcServer:
-    """A started server: the grpcio server, its port, and the health updater."""
+    """A started server: the grpc.aio server, its event-loop thread, port and health updater."""
 
     def __init__(self, rec: ServingRecommender, config: ServingConfig, metrics: Metrics):
+        self._rec = rec
+        self._config = config
+        self._metrics = metrics
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="augrec-grpc-loop", daemon=True
+        )
+        self._thread.start()
+        self._poller: Any = None
+        try:
+            self.server, self.health, self.port = self._run(self._build())
+        except BaseException:
+            self._close_loop()
+            raise
+
+    def _run(self, coro: Awaitable[Any], timeout: float | None = 30) -> Any:
+        """Run `coro` on the server's loop and wait for its result here."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _build(self) -> tuple[grpc.aio.Server, Any, int]:
+        # grpc.aio objects belong to the loop they were made on: build them there.
         from augrec.services import grpc_access, grpc_tls, oip
         from grpc_health.v1 import health, health_pb2, health_pb2_grpc
         from grpc_reflection.v1alpha import reflection
 
-        self._rec = rec
-        self._health_pb2 = health_pb2
-        self.server = grpc.server(
-            futures.ThreadPoolExecutor(config.grpc_workers, thread_name_prefix="augrec-grpc"),
-            interceptors=grpc_access.interceptors(metrics),
+        config = self._config
+        # Where `unary` runs the plain (blocking) handlers.
+        pool = futures.ThreadPoolExecutor(config.grpc_workers, thread_name_prefix="augrec-grpc")
+        asyncio.get_running_loop().set_default_executor(pool)
+        server = grpc.aio.server(
+            pool,
+            interceptors=grpc_access.aio_interceptors(self._metrics),
             options=[
                 ("grpc.max_receive_message_length", config.max_request_bytes),
                 # Several workers may bind one port and share its connections.
                 ("grpc.so_reuseport", 1),
             ],
         )
-        self.server.add_generic_rpc_handlers(
-            (typed_handlers(rec, metrics), oip.handlers(rec, metrics))
+        server.add_generic_rpc_handlers(
+            (typed_handlers(self._rec, self._metrics), oip.handlers(self._rec, self._metrics))
         )
-        self.health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         names = (
             SERVICE,
             oip.SERVICE,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
-        reflection.enable_server_reflection(names, self.server)
+        reflection.enable_server_reflection(names, server)
         address = f"{config.grpc_host}:{config.grpc_port}"
-        self.port = grpc_tls.bind(self.server, address, config)
-        if self.port == 0:
+        port = grpc_tls.bind(server, address, config)
+        if port == 0:
             raise RuntimeError(f"gRPC: cannot bind {address}")
-        self._stop = threading.Event()
-        self._poller = threading.Thread(target=self._poll_health, daemon=True)
+        return server, health_servicer, port
 
     def start(self) -> GrpcServer:
         """Start serving and keeping the health status current."""
-        self.server.start()
-        self._update_health()
-        self._poller.start()
+        self._run(self.server.start())
+        self._run(self._update_health())
+        self._poller = asyncio.run_coroutine_threadsafe(self._poll_health(), self._loop)
         log.info("gRPC server listening on port %d", self.port)
         return self
 
     def stop(self, grace: float = 2.0) -> None:
         """Stop accepting calls, finish running ones for up to `grace` seconds."""
-        self._stop.set()
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait(grace + 1)
+        if self._poller is not None:
+            self._poller.cancel()
+        try:
+            self._run(self._shutdown(grace), timeout=grace + 5)
+        finally:
+            self._close_loop()
 
-    def _update_health(self) -> None:
-        ready = self._rec.health().ready
-        status = self._health_pb2.HealthCheckResponse
-        state = status.SERVING if ready else status.NOT_SERVING
+    async def _shutdown(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+    def _close_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    async def _update_health(self) -> None:
         from augrec.services import oip
+        from grpc_health.v1 import health_pb2
 
+        # Readiness probes the feature store (a blocking read): not on the serving loop.
+        ready = (await asyncio.to_thread(self._rec.health)).ready
+        status = health_pb2.HealthCheckResponse
+        state = status.SERVING if ready else status.NOT_SERVING
         for name in ("", SERVICE, oip.SERVICE):
-            self.health.set(name, state)
+            await self.health.set(name, state)
 
-    def _poll_health(self) -> None:
-        while not self._stop.wait(HEALTH_POLL_S):
+    async def _poll_health(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_POLL_S)
             try:
-                self._update_health()
+                await self._update_health()
             except Exception:  # keep polling; the next probe may succeed
                 log.exception("gRPC health update failed")

@@ -101,17 +101,20 @@ class AugrecService:
             try:
                 response = fn(request)
             except RequestError as exc:
-                status, info["outcome"] = HTTP_STATUS[type(exc)]
-                return JSONResponse({"error": str(exc), "field": exc.field}, status_code=status)
-            fallback = getattr(response, "fallback", False)
-            info["outcome"] = "fallback" if fallback else "ok"
-            info["reason"] = getattr(response, "fallback_reason", None)
-            return response
+                return _refusal(exc, info)
+            return _answered(response, info)
 
     @bentoml.api(route="/recommend")
-    def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
+    async def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
         """Top-k items for a user: history from Feast (+ recent_items), seen items masked."""
-        return self._call("recommend", self.rec.recommend, request)
+        # A coroutine on the event loop that awaits its place in a scoring batch: a sync
+        # endpoint would hold one of BentoML's threads per waiting request.
+        with self.metrics.observe("http", "recommend") as info:
+            try:
+                response = await self.rec.recommend_async(request)
+            except RequestError as exc:
+                return _refusal(exc, info)
+            return _answered(response, info)
 
     @bentoml.api(route="/similar")
     def similar(self, request: SimilarRequest, /) -> SimilarResponse:
@@ -132,6 +135,17 @@ class AugrecService:
     def status(self) -> Health:
         """Readiness, explained: model version, feature store, feature contract, problems."""
         return self.rec.health()
+
+
+def _refusal(exc: RequestError, info: dict) -> JSONResponse:
+    status, info["outcome"] = HTTP_STATUS[type(exc)]
+    return JSONResponse({"error": str(exc), "field": exc.field}, status_code=status)
+
+
+def _answered(response, info: dict):
+    info["outcome"] = "fallback" if getattr(response, "fallback", False) else "ok"
+    info["reason"] = getattr(response, "fallback_reason", None)
+    return response
 
 
 # Added first, so it runs first: a caller without a key or over its rate is turned away
