@@ -4,7 +4,7 @@ Usage:
     python benchmarks/serving.py --data DATA [--model production] [--home DIR]
         [--feature-repo feature_repo] [--duration 60] [--concurrency 1,8,32]
         [--protocols http,grpc,oip,floor,search-http,search-grpc] [--batching off|on|both]
-        [--k 10]
+        [--k 10] [--batch-wait-ms 0]
 
 Starts the real service (`augrec serve`'s command: `bentoml serve` with its gRPC server) on
 loopback, and separately `floor_service.py` (a BentoML endpoint that returns a constant),
@@ -98,6 +98,7 @@ def service_process(args: argparse.Namespace, batching: bool) -> tuple[list, dic
         grpc_host="127.0.0.1",
         grpc_port=grpc_port,
         batching=batching,
+        batch_wait_ms=getattr(args, "batch_wait_ms", 0.0),
     )
     argv, env = serve_command(config, "127.0.0.1", http_port)
     return argv, env, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
@@ -292,6 +293,9 @@ def main() -> None:
     )
     parser.add_argument("--batching", choices=["off", "on", "both"], default="off")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--batch-wait-ms", type=float, default=0.0, help="the server's AUGREC_BATCH_WAIT_MS"
+    )
     args = parser.parse_args()
 
     from augrec.data.loaders import load_dataset
@@ -310,6 +314,7 @@ def main() -> None:
             "warmup_s": WARMUP_S,
             "concurrency": levels,
             "k": args.k,
+            "batch_wait_ms": args.batch_wait_ms,
             "users": int(users.size),
         },
         "results": [],
