@@ -90,6 +90,8 @@ def service_process(args: argparse.Namespace, batching: bool) -> tuple[list, dic
 
     version, path = describe(args.model, args.home)
     http_port, grpc_port = free_port(), free_port()
+    # Only when asked: the benchmark also drives servers from before the setting existed.
+    wait = {"batch_wait_ms": args.batch_wait_ms} if getattr(args, "batch_wait_ms", 0) else {}
     config = ServingConfig(
         model=str(path) if version.startswith("run:") else version,
         home=args.home,
@@ -98,7 +100,7 @@ def service_process(args: argparse.Namespace, batching: bool) -> tuple[list, dic
         grpc_host="127.0.0.1",
         grpc_port=grpc_port,
         batching=batching,
-        batch_wait_ms=getattr(args, "batch_wait_ms", 0.0),
+        **wait,
     )
     argv, env = serve_command(config, "127.0.0.1", http_port)
     return argv, env, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"

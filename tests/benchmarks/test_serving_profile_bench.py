@@ -28,7 +28,7 @@ def test_pyspy_stacks_are_shared_by_stage_first_rule_first():
             "get_online_features (feast/feature_store.py:5) 30",
             "main (x.py:1);recommend_batch (r.py:3);device_scores (sasrec.py:2);"
             "SASRecNet.forward (sasrec.py:7) 50",
-            "main (x.py:1);recommend_batch (r.py:3);topk_stable (ranking.py:4) 15",
+            "main (x.py:1);recommend_batch (recommender.py:3);topk_stable (ranking.py:4) 15",
             "main (x.py:1);_run (grpc/aio/_server.py:1) 5",
             "garbage line without a count",
         ]
@@ -38,4 +38,4 @@ def test_pyspy_stacks_are_shared_by_stage_first_rule_first():
     assert shares["SASRec encoder"] == 50.0  # the encoder rule wins over device_scores
     assert shares["feature read (Feast online, SQLite)"] == 30.0
     assert shares["top-k"] == 15.0
-    assert shares["gRPC framework (grpc.aio)"] == 5.0
+    assert shares["gRPC framework (grpcio)"] == 5.0
