@@ -9,8 +9,10 @@ Starts the service as `benchmarks/serving.py` does, drives one protocol with `--
 closed-loop clients (the benchmark's own clients), and meanwhile samples the serving worker
 with `py-spy record --nonblocking` (py-spy from PyPI; not a project dependency). Each sample's
 stack is put in one category by the first rule that matches (feature read, SASRec encoder,
-item product, top-k, ...); prints the share of the worker's busy samples per category as
-JSON. Idle threads (waiting on a queue, a socket or the GIL-free poller) are not sampled.
+item product, top-k, ...); prints the share of the worker's samples per category as JSON.
+py-spy leaves out threads it sees idle (in a socket poll), but counts threads blocked on a
+future or lock, and threads waiting for the GIL, as active: the waits get their own category,
+and more busy samples than the duration x rate x cores is GIL contention.
 """
 
 from __future__ import annotations
@@ -48,9 +50,14 @@ RULES = [
     ("HTTP endpoints", ("service.py",)),
     ("gRPC framework (grpcio)", ("grpc/", "_cython", "cygrpc")),
     ("HTTP framework (BentoML, Starlette, uvicorn)", ("bentoml", "starlette", "uvicorn", "h11")),
-    ("asyncio event loop", ("asyncio/",)),
+    ("event loop (asyncio, and grpc.aio's compiled core under it)", ("asyncio/",)),
     ("batching thread", ("batching.py",)),
 ]
+
+
+# A sample whose innermost frame is one of these waits on a future, lock or queue: py-spy
+# counts a thread blocked there as active, but it uses no CPU.
+WAITING = ("Condition.wait", "Future.result", "Event.wait", "SimpleQueue.get", "Queue.get")
 
 
 def categorise(raw: str) -> dict[str, float]:
@@ -60,7 +67,10 @@ def categorise(raw: str) -> dict[str, float]:
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit():
             continue
+        leaf = stack.rsplit(";", 1)[-1]
         name = next((c for c, keys in RULES if any(k in stack for k in keys)), "other")
+        if leaf.startswith(WAITING):
+            name = "waiting (blocked on a future, lock or queue)"
         counts[name] += int(n)
     total = sum(counts.values()) or 1
     return {c: round(100 * n / total, 1) for c, n in counts.most_common()} | {"samples": total}

@@ -39,3 +39,9 @@ def test_pyspy_stacks_are_shared_by_stage_first_rule_first():
     assert shares["feature read (Feast online, SQLite)"] == 30.0
     assert shares["top-k"] == 15.0
     assert shares["gRPC framework (grpcio)"] == 5.0
+
+
+def test_threads_blocked_on_a_future_are_counted_as_waiting_not_as_their_caller():
+    spy = _load("serving_pyspy")
+    raw = "main (x.py:1);recommend (recommender.py:3);Condition.wait (threading.py:327) 7"
+    assert spy.categorise(raw)["waiting (blocked on a future, lock or queue)"] == 100.0
