@@ -31,6 +31,19 @@ def test_online_history_matches_the_latest_offline_row(client, fs_synthetic):
     assert len(client.user_history(NEW_USER - 1)) == 0  # unknown user: empty, no error
 
 
+def test_many_users_in_one_read_equal_one_read_each(client, fs_synthetic):
+    _, interactions, _ = fs_synthetic
+    users = [int(u) for u in interactions["user_id"].unique()[:6]]
+    ask = [users[0], NEW_USER - 2, *users[1:], users[0]]  # an unknown user and a repeat
+    got = client.user_histories(ask)
+    assert [h.user_id for h in got] == ask
+    for h in got:
+        one = client.user_history(h.user_id)
+        np.testing.assert_array_equal(h.item_ids, one.item_ids)
+        np.testing.assert_array_equal(h.timestamps, one.timestamps)
+    assert len(got[1]) == 0 and len(got[0]) > 0
+
+
 def test_item_attributes_come_from_memory(client, fs_synthetic):
     _, interactions, items = fs_synthetic
     calls = []
