@@ -32,7 +32,9 @@ def test_store_failures_log_a_keyed_hash_of_the_user_never_the_id(caplog, monkey
         assert features.history(user) is None
         with pytest.raises(Unavailable):
             features.push(user, 7, 0)
-    assert caplog.text.count(ref) >= 3  # the subject, and the id quoted by the store's error
+    # the subject and the id quoted by the store's error; the push then finds the store down
+    # and answers without another read (only the first failure is a warning)
+    assert caplog.text.count(ref) >= 2
     assert str(user) not in caplog.text.replace(f"88{user}", "")
     assert f"88{user}" in caplog.text  # only whole numbers are replaced
     assert str(user) not in features.error
