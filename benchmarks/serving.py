@@ -281,13 +281,18 @@ def run_levels(name: str, make, users, levels: list[int], duration: float) -> li
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_service_args(parser: argparse.ArgumentParser) -> None:
+    """The options naming the served model and its feature store (every serving benchmark)."""
     parser.add_argument("--data", required=True, help="interactions the model was built from")
     parser.add_argument("--model", default=None, help="version or run dir (default: production)")
     parser.add_argument("--home", default=None, help="BentoML home (default: $BENTOML_HOME)")
     parser.add_argument("--feature-repo", default="feature_repo")
     parser.add_argument("--feature-env", default="local")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_service_args(parser)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per level")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument(

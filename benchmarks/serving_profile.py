@@ -23,12 +23,16 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import add_service_args  # noqa: E402
 
 
 class Clock:
@@ -185,11 +189,7 @@ def end_to_end(rec, users: np.ndarray, k: int, batch: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="interactions the model was built from")
-    parser.add_argument("--model", default=None, help="version or run dir (default: production)")
-    parser.add_argument("--home", default=None, help="BentoML home (default: $BENTOML_HOME)")
-    parser.add_argument("--feature-repo", default="feature_repo")
-    parser.add_argument("--feature-env", default="local")
+    add_service_args(parser)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--k", type=int, default=10)

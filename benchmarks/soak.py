@@ -45,7 +45,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import grpc_client, http_client, running, service_process  # noqa: E402
+from serving import (  # noqa: E402
+    add_service_args,
+    grpc_client,
+    http_client,
+    running,
+    service_process,
+)
 
 MIB = 1024 * 1024
 
@@ -223,11 +229,7 @@ def summarise(records, samples, pids, args, started, version) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="interactions the model was built from")
-    parser.add_argument("--model", default=None, help="version or run dir (default: production)")
-    parser.add_argument("--home", default=None, help="BentoML home (default: $BENTOML_HOME)")
-    parser.add_argument("--feature-repo", default="feature_repo")
-    parser.add_argument("--feature-env", default="local")
+    add_service_args(parser)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before RSS counts")
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
