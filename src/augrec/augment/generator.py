@@ -62,24 +62,16 @@ def text_features(vectors: np.ndarray, components: int) -> np.ndarray:
     """Whitened principal components of item text vectors: [N, dim] -> [N, k] float32.
 
     Rows that are all zero (padding, items without a title) stay zero; the others are
-    centred on their mean, projected on the top k principal directions and scaled to unit
-    variance per component, so no single direction of the encoder dominates the projection.
-    Signs are fixed (largest loading positive), so the result does not depend on the SVD
-    routine's sign convention.
+    whitened by `augrec.text.reduce.whiten` (the SASRec side's reduction) at unit variance,
+    so no single direction of the encoder dominates the generator's learned projection.
     """
+    from augrec.text.reduce import whiten
+
     vectors = np.asarray(vectors, dtype=np.float64)
     has = np.linalg.norm(vectors, axis=1) > 0
-    if has.sum() < 2:
-        return np.zeros((len(vectors), 1), dtype=np.float32)
-    x = vectors[has] - vectors[has].mean(0)
-    _, sing, vt = np.linalg.svd(x, full_matrices=False)
-    k = int(min(components, int((sing > 1e-8 * sing[0]).sum())))
-    if k == 0:  # every titled item has the same text: nothing to tell them apart by
-        return np.zeros((len(vectors), 1), dtype=np.float32)
-    vt = vt[:k] * np.sign(vt[np.arange(k), np.abs(vt[:k]).argmax(1)])[:, None]
-    scale = sing[:k] / np.sqrt(max(has.sum() - 1, 1))
-    out = np.zeros((len(vectors), k), dtype=np.float32)
-    out[has] = (x @ vt.T) / scale
+    out = np.zeros((len(vectors), components), dtype=np.float32)
+    if has.sum() >= 2:
+        out[has] = whiten(vectors[has], components, scale=1.0)
     return out
 
 
