@@ -60,19 +60,38 @@ HEALTH_POLL_S = 5.0  # how often the health service re-reads readiness
 class _Malformed:
     """What the lenient deserializer returns for bytes that are not the expected message."""
 
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    outcome = "invalid"
+
     def __init__(self, reason: str):
         self.reason = reason
 
 
-def lenient(message_cls: Any) -> Callable[[bytes], Any]:
+class _TooLarge(_Malformed):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    outcome = "too_large"
+
+
+# grpcio itself refuses messages over this many times the limit, with its own text; up to it,
+# the deserializer does, naming the setting (a client needs to know which limit it hit).
+TRANSPORT_SLACK = 4
+
+
+def lenient(message_cls: Any, max_bytes: int | None = None) -> Callable[[bytes], Any]:
     """A deserializer that returns `_Malformed` instead of raising (grpcio maps that to INTERNAL).
 
     Unknown fields are kept by protobuf and ignored here (proto3 forward compatibility; the
-    HTTP API, where a misspelt JSON key is the likelier cause, refuses them).
+    HTTP API, where a misspelt JSON key is the likelier cause, refuses them). A message over
+    `max_bytes` is `_TooLarge`, before it is parsed.
     """
     from google.protobuf.message import DecodeError
 
     def deserialize(data: bytes) -> Any:
+        if max_bytes is not None and len(data) > max_bytes:
+            return _TooLarge(
+                f"request: a {len(data)}-byte message is over the limit of {max_bytes} bytes "
+                "(--max-request-bytes, AUGREC_MAX_REQUEST_BYTES)"
+            )
         try:
             return message_cls.FromString(data)
         except (DecodeError, RuntimeError, ValueError) as exc:
@@ -92,6 +111,7 @@ def unary(
     fn: Callable[[Any, Any], Any],
     request_cls: Any,
     response_cls: Any,
+    max_bytes: int | None = None,
 ) -> grpc.RpcMethodHandler:
     """A unary handler: lenient decoding, error mapping to status codes, metrics.
 
@@ -105,8 +125,8 @@ def unary(
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         with metrics.observe("grpc", endpoint) as info:
             if isinstance(request, _Malformed):
-                info["outcome"] = "invalid"
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+                info["outcome"] = request.outcome
+                await context.abort(request.code, request.reason)
             try:
                 if is_async:
                     response = await fn(request, context)
@@ -124,7 +144,7 @@ def unary(
 
     return grpc.unary_unary_rpc_method_handler(
         handle,
-        request_deserializer=lenient(request_cls),
+        request_deserializer=lenient(request_cls, max_bytes),
         response_serializer=response_cls.SerializeToString,
     )
 
@@ -147,8 +167,10 @@ def _items(pb2: Any, items: list[s.ScoredItem]) -> list[Any]:
     return [pb2.ScoredItem(item_id=i.item_id, score=i.score) for i in items]
 
 
-def typed_handlers(rec: ServingRecommender, metrics: Metrics) -> grpc.GenericRpcHandler:
-    """`augrec.v1.Recommender`, built from the generated messages."""
+def typed_handlers(
+    rec: ServingRecommender, metrics: Metrics, max_bytes: int | None = None
+) -> grpc.GenericRpcHandler:
+    """`augrec.v1.Recommender`, built from the generated messages (requests <= `max_bytes`)."""
     from augrec.services import stubs
 
     pb2, _ = stubs.load()
@@ -189,16 +211,13 @@ def typed_handlers(rec: ServingRecommender, metrics: Metrics) -> grpc.GenericRpc
         out = rec.push_event(s.EventRequest.model_validate(_fields(req)))
         return pb2.PushEventResponse(accepted=out.accepted, changed=out.changed)
 
-    methods = {
-        "Recommend": unary(
-            metrics, "recommend", recommend, pb2.RecommendRequest, pb2.RecommendResponse
-        ),
-        "SimilarItems": unary(
-            metrics, "similar", similar, pb2.SimilarItemsRequest, pb2.SimilarItemsResponse
-        ),
-        "PushEvent": unary(metrics, "events", push, pb2.PushEventRequest, pb2.PushEventResponse),
-        "Search": unary(metrics, "search", search, pb2.SearchRequest, pb2.SearchResponse),
+    calls = {
+        "Recommend": ("recommend", recommend, pb2.RecommendRequest, pb2.RecommendResponse),
+        "SimilarItems": ("similar", similar, pb2.SimilarItemsRequest, pb2.SimilarItemsResponse),
+        "PushEvent": ("events", push, pb2.PushEventRequest, pb2.PushEventResponse),
+        "Search": ("search", search, pb2.SearchRequest, pb2.SearchResponse),
     }
+    methods = {name: unary(metrics, *call, max_bytes=max_bytes) for name, call in calls.items()}
     return grpc.method_handlers_generic_handler(SERVICE, methods)
 
 
@@ -239,13 +258,16 @@ class GrpcServer:
             pool,
             interceptors=grpc_access.aio_interceptors(self._metrics),
             options=[
-                ("grpc.max_receive_message_length", config.max_request_bytes),
+                ("grpc.max_receive_message_length", TRANSPORT_SLACK * config.max_request_bytes),
                 # Several workers may bind one port and share its connections.
                 ("grpc.so_reuseport", 1),
             ],
         )
         server.add_generic_rpc_handlers(
-            (typed_handlers(self._rec, self._metrics), oip.handlers(self._rec, self._metrics))
+            (
+                typed_handlers(self._rec, self._metrics, config.max_request_bytes),
+                oip.handlers(self._rec, self._metrics, config.max_request_bytes),
+            )
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

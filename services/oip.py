@@ -134,8 +134,13 @@ def parse_infer(request: Any) -> tuple[list[int], dict[str, Any]]:
     return [int(u) for u in users], fields
 
 
-def handlers(rec: ServingRecommender, metrics: Metrics) -> grpc.GenericRpcHandler:
-    """The five calls of the protocol standard clients need (others: UNIMPLEMENTED)."""
+def handlers(
+    rec: ServingRecommender, metrics: Metrics, max_bytes: int | None = None
+) -> grpc.GenericRpcHandler:
+    """The five calls of the protocol standard clients need (others: UNIMPLEMENTED).
+
+    Requests over `max_bytes` are refused with RESOURCE_EXHAUSTED before they are parsed.
+    """
     from augrec.services.grpc_server import unary
     from tritonclient.grpc import service_pb2 as pb
 
@@ -214,7 +219,7 @@ def handlers(rec: ServingRecommender, metrics: Metrics) -> grpc.GenericRpcHandle
         "ModelInfer": (model_infer, pb.ModelInferRequest, pb.ModelInferResponse),
     }
     methods = {
-        name: unary(metrics, _label(name), fn, req_cls, resp_cls)
+        name: unary(metrics, _label(name), fn, req_cls, resp_cls, max_bytes)
         for name, (fn, req_cls, resp_cls) in calls.items()
     }
     return grpc.method_handlers_generic_handler(SERVICE, methods)

@@ -268,6 +268,19 @@ def test_serving_env_model_alias_features_and_secrets(helm):
     assert env["AUGREC_REDIS_ENDPOINT"]["value"] == "redis-master:6379"
     assert env["BENTOML_HOME"]["value"] == "/var/lib/augrec/bentoml"
     assert env["AUGREC_READINESS_REQUIRES_STORE"]["value"] == "false"  # ready = model loaded
+    from augrec.serving.config import ServingConfig
+
+    batching = ServingConfig.from_env(
+        {k: env[k]["value"] for k in ("AUGREC_MAX_BATCH_SIZE", "AUGREC_BATCH_WAIT_MS")}
+    )  # the chart's defaults are the service's (the measured best)
+    assert (
+        (batching.max_batch_size, batching.batch_wait_ms)
+        == (32, 0.0)
+        == (
+            ServingConfig().max_batch_size,
+            ServingConfig().batch_wait_ms,
+        )
+    )
     proc = run_helm(
         helm, "template", RELEASE, str(CHART), "--set=serving.readinessRequiresStore=true"
     )

@@ -100,6 +100,30 @@ def test_serve_execs_bentoml_on_the_resolved_version(world, monkeypatch):
     assert seen["env"]["AUGREC_READINESS_REQUIRES_STORE"] == "false"
 
 
+def test_serve_keeps_variables_set_outside_and_reads_its_options_from_them(
+    world, monkeypatch, capsys
+):
+    import os
+
+    seen = {}
+    monkeypatch.setattr(os, "execvpe", lambda exe, argv, env: seen.update(env=env))
+    # What a chart or a container sets: settings without a `serve` option, and with one.
+    monkeypatch.setenv("AUGREC_MAX_BATCH_SIZE", "64")
+    monkeypatch.setenv("AUGREC_BATCH_WAIT_MS", "2.5")
+    monkeypatch.setenv("AUGREC_RATE_LIMIT", "7")
+    assert run_cli("serve", "--home", str(world.home), "--grpc-port", "0") == 0
+    config = ServingConfig.from_env(seen["env"])
+    assert (config.max_batch_size, config.batch_wait_ms, config.rate_limit) == (64, 2.5, 7.0)
+    # An option given on the command line wins over its variable.
+    assert run_cli("serve", "--home", str(world.home), "--grpc-port", "0", "--rate-limit", "3") == 0
+    assert ServingConfig.from_env(seen["env"]).rate_limit == 3.0
+    # A bad variable is refused before BentoML starts, naming it.
+    seen.clear()
+    monkeypatch.setenv("AUGREC_BATCH_WAIT_MS", "soon")
+    assert run_cli("serve", "--home", str(world.home), "--grpc-port", "0") == 2 and not seen
+    assert "AUGREC_BATCH_WAIT_MS" in capsys.readouterr().err
+
+
 def test_serve_carries_access_settings_and_checks_them_before_starting(
     world, monkeypatch, tmp_path, capsys
 ):

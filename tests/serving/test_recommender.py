@@ -231,6 +231,39 @@ def test_store_state_flips_once_per_outage_and_back(rec, monkeypatch):
     assert feats.up and flips == [False, True] and feats.history(1) is not None
 
 
+class _HangingClient:
+    """A store that answers nothing until released: a Redis gone while its client retries."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def user_history(self, user_id):
+        self.release.wait(30)
+        raise ConnectionError("Connection refused")
+
+
+def test_a_probe_of_a_hanging_store_answers_within_its_timeout_and_marks_it_down(rec):
+    hanging = _HangingClient()
+    feats = OnlineFeatures(hanging)
+    flips = []
+    feats.on_change = flips.append
+    t0 = time.monotonic()
+    assert not feats.probe(timeout=0.3)
+    assert time.monotonic() - t0 < 2.0  # not the client's retries
+    assert not feats.up and flips == [False] and "no answer within 0.3 s" in feats.error
+    # Requests and later probes do not wait on it while it is down.
+    t0 = time.monotonic()
+    assert feats.history(1) is None and not feats.probe(timeout=5)
+    assert time.monotonic() - t0 < 0.5
+    hanging.release.set()
+    feats.client = rec.features.client  # back: found by the background retry
+    feats._retry_at = 0.0
+    deadline = time.monotonic() + 30
+    while not feats.probe() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert feats.up and flips[-1] is True
+
+
 def test_a_store_that_could_not_open_is_reopened_in_the_background(world, monkeypatch):
     from augrec.serving import online
 

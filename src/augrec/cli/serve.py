@@ -33,6 +33,7 @@ def serve(
         str | None,
         typer.Option(
             "--model",
+            envvar="AUGREC_MODEL",
             help="A registered version (alias, tag, model name or version) or a run directory. "
             "Default: the [cyan]production[/] alias, else the newest registered version.",
             show_default=False,
@@ -40,7 +41,10 @@ def serve(
     ] = None,
     http_port: Annotated[int, typer.Option("--http-port", help="HTTP port.")] = 3000,
     grpc_port: Annotated[
-        int, typer.Option("--grpc-port", help="gRPC port (0: no gRPC server).")
+        int,
+        typer.Option(
+            "--grpc-port", envvar="AUGREC_GRPC_PORT", help="gRPC port (0: no gRPC server)."
+        ),
     ] = 50051,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "0.0.0.0",
     feature_repo: Annotated[
@@ -63,17 +67,25 @@ def serve(
     batching: Annotated[
         bool,
         typer.Option(
+            envvar="AUGREC_BATCHING",
             help="Batch concurrent scoring calls: on the Beauty SASRec, 2.3x the gRPC "
-            "throughput at 32 clients (see docs/serving.md)."
+            "throughput at 32 clients (see docs/serving.md).",
         ),
     ] = True,
     torch_threads: Annotated[
-        int, typer.Option("--torch-threads", min=1, help="torch threads for scoring.")
+        int,
+        typer.Option(
+            "--torch-threads",
+            envvar="AUGREC_TORCH_THREADS",
+            min=1,
+            help="torch threads for scoring.",
+        ),
     ] = 1,
     max_request_bytes: Annotated[
         int,
         typer.Option(
             "--max-request-bytes",
+            envvar="AUGREC_MAX_REQUEST_BYTES",
             min=1024,
             help="Largest request: HTTP bodies over it get 413, gRPC messages RESOURCE_EXHAUSTED.",
         ),
@@ -82,6 +94,7 @@ def serve(
         float,
         typer.Option(
             "--rate-limit",
+            envvar="AUGREC_RATE_LIMIT",
             min=0,
             help="Requests per second per client (its API key, else its address), over HTTP "
             "and gRPC together; over it: 429 / RESOURCE_EXHAUSTED. 0: no limit.",
@@ -91,6 +104,7 @@ def serve(
         int | None,
         typer.Option(
             "--rate-limit-burst",
+            envvar="AUGREC_RATE_LIMIT_BURST",
             min=1,
             help="Requests a client may send at once. Default: one second's worth.",
             show_default=False,
@@ -98,15 +112,25 @@ def serve(
     ] = None,
     grpc_tls_cert: Annotated[
         Path | None,
-        typer.Option("--grpc-tls-cert", help="PEM certificate (chain): serve gRPC over TLS only."),
+        typer.Option(
+            "--grpc-tls-cert",
+            envvar="AUGREC_GRPC_TLS_CERT",
+            help="PEM certificate (chain): serve gRPC over TLS only.",
+        ),
     ] = None,
     grpc_tls_key: Annotated[
-        Path | None, typer.Option("--grpc-tls-key", help="PEM private key of --grpc-tls-cert.")
+        Path | None,
+        typer.Option(
+            "--grpc-tls-key",
+            envvar="AUGREC_GRPC_TLS_KEY",
+            help="PEM private key of --grpc-tls-cert.",
+        ),
     ] = None,
     grpc_tls_client_ca: Annotated[
         Path | None,
         typer.Option(
             "--grpc-tls-client-ca",
+            envvar="AUGREC_GRPC_TLS_CLIENT_CA",
             help="PEM CA bundle: gRPC clients must present a certificate it signed (mutual TLS).",
         ),
     ] = None,
@@ -136,8 +160,12 @@ def serve(
     if not version.startswith("run:"):
         verify(version, home)  # a corrupted version never starts (docs/reliability.md)
     keys = ApiKeys.from_env()  # likewise a missing key file or a key too short to be one
+    # Settings without an option here (AUGREC_MAX_BATCH_SIZE, AUGREC_BATCH_WAIT_MS, ...) keep
+    # their variables' values: the chart and container images set them, and the options
+    # above read theirs, so nothing set outside is overwritten by a default.
+    base = ServingConfig.from_env().model_dump()
     try:
-        config = ServingConfig(
+        options = dict(
             # The resolved version, not the alias: a restarted worker serves the same model.
             model=str(path) if version.startswith("run:") else version,
             home=str(home) if home is not None else None,
@@ -155,6 +183,7 @@ def serve(
             grpc_tls_client_ca=_path(grpc_tls_client_ca),
             readiness_requires_store=readiness_requires_store,
         )
+        config = ServingConfig(**{**base, **options})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "".join(f"--{str(p).replace('_', '-')}: " for p in err["loc"][:1])

@@ -33,6 +33,10 @@ _LOCK_STRIPES = 64
 PROBE_USER = 0  # any id works: an unknown user is a cheap, valid read
 REOPEN_S = 30.0  # a store that could not be opened is tried again at most this often
 RETRY_S = 1.0  # a store that failed is read again (in the background) this long after
+# A probe (/status, strict readiness) that gets no answer this fast calls the store down: a
+# Redis that just went away answers nothing for the 5-10 s its client spends retrying, and
+# the probe must answer inside the chart's readiness timeout (2 s) meanwhile.
+PROBE_TIMEOUT_S = 1.0
 
 
 class OnlineFeatures:
@@ -56,6 +60,9 @@ class OnlineFeatures:
         self._reopening = threading.Lock()
         self._retry_at = 0.0  # while down: when the background read tries the store again
         self._retrying = threading.Lock()
+        self._probing: threading.Event | None = None  # set when the read in flight ends
+        self._probe_ok = False
+        self._probe_lock = threading.Lock()
         # push_event is read-modify-write per user: two concurrent events of one user must
         # not both read the old row (FeatureClient's contract: one writer per user).
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
@@ -140,16 +147,40 @@ class OnlineFeatures:
             self._set_up(True)
         return changed
 
-    def probe(self) -> bool:
-        """One cheap online read: is the store answering now?
+    def probe(self, timeout: float = PROBE_TIMEOUT_S) -> bool:
+        """One cheap online read: is the store answering now? Waits at most `timeout` s.
 
-        A store that could not be opened is not read; opening it is retried in a background
-        thread (never in the caller's: a readiness probe must not wait for Feast's import).
+        The read runs in a background thread (one at a time; callers meanwhile share it), so a
+        store that hangs cannot hang the caller: no answer within `timeout` marks it down, and
+        requests answer from the model until a background read finds it back. A store that
+        could not be opened is not read; opening it is retried in a background thread (never
+        in the caller's: a readiness probe must not wait for Feast's import).
         """
         if self.client is None:
             self._maybe_reopen()
             return False
-        return self._history(PROBE_USER, real_user=False) is not None
+        if not self._usable():  # down: the background retry, not the probe, reads it
+            return False
+        with self._probe_lock:
+            done = self._probing
+            if done is None:
+                done = self._probing = threading.Event()
+                threading.Thread(
+                    target=self._probe_read, args=(done,), daemon=True, name="feature-store-probe"
+                ).start()
+        if done.wait(timeout):
+            return self._probe_ok
+        if self.up:
+            self._failed("probe", TimeoutError(f"no answer within {timeout:g} s"))
+        return False
+
+    def _probe_read(self, done: threading.Event) -> None:
+        try:
+            self._probe_ok = self._history(PROBE_USER, real_user=False) is not None
+        finally:
+            with self._probe_lock:
+                self._probing = None
+            done.set()
 
     def _usable(self) -> bool:
         """May a request use the store now? Not while it is down (see the module doc)."""
