@@ -55,3 +55,23 @@ def test_length_groups_partition_the_batch_and_split_only_when_it_pays():
     # A call that costs nothing: every distinct length runs alone, with no padding at all.
     free = length_groups(lengths, call_cost=0)
     assert all(len(set(lengths[g])) == 1 for g in free)
+
+
+def test_the_serving_graph_scores_as_the_eager_encoder(model):
+    """`prepare_for_serving` (frozen TorchScript): other lengths and batch sizes than traced."""
+    served = SASRec(model.cfg, seed=0)
+    served.load_state_dict(model.state_dict())
+    assert served.prepare_for_serving() and served._graph is not None
+    histories = [np.zeros(0, dtype=np.int64), *_histories(60, seed=2)]  # lengths 0 to 39
+    for batch in (1, 7, 61):
+        for start in range(0, len(histories), batch):
+            part = histories[start : start + batch]
+            want, got = model.score(part), served.score(part)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+            assert torch.equal(got.argmax(1), want.argmax(1))
+
+
+def test_a_model_being_trained_is_not_prepared_for_serving():
+    m = SASRec(SASRecConfig(hidden=16, max_len=6), seed=0)
+    m.build(30, None)  # built, not loaded: its weights still change
+    assert not m.prepare_for_serving() and m._graph is None

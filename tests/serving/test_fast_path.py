@@ -131,6 +131,22 @@ def test_batched_answers_equal_the_reference_on_beauty_sized_sasrec(beauty, refe
     assert any(len(r.items) == 100 for r in reference)
 
 
+def test_the_torchscript_encoder_answers_as_the_reference(beauty, reference):
+    """What `augrec serve` runs by default (AUGREC_TORCHSCRIPT): same items, same order."""
+    rec, requests = beauty
+    served = SASRec(rec.model.cfg, seed=0)
+    served.load_state_dict(rec.model.state_dict())
+    assert served.prepare_for_serving()
+    fast = ServingRecommender(
+        LoadedModel(served, rec.item_ids, rec.version, Path("."), None), rec.features
+    )
+    got = []
+    for start in range(0, len(requests), 32):
+        got += fast.recommend_batch(requests[start : start + 32])
+    for answer, want in zip(got, reference, strict=True):
+        _same(answer, want)
+
+
 def test_store_unavailable_in_a_batch_answers_as_the_reference(beauty):
     rec, requests = beauty
     broken = ServingRecommender(rec.loaded, OnlineFeatures(None, "down"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -205,6 +206,17 @@ class SASRecNet(nn.Module):
         return self.ln_f(x)
 
 
+class _LastHidden(nn.Module):
+    """Seq [B, L] -> the hidden state after each history's last item, [B, D] (inference)."""
+
+    def __init__(self, net: SASRecNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        return self.net(seq, table, last_only=True)[:, -1]
+
+
 def pad_left(histories: Sequence[np.ndarray], max_len: int, dtype: Any = np.int64) -> torch.Tensor:
     """Stack histories into [B, L] keeping the last `max_len` items, padding on the left."""
     n = min(max_len, max((len(h) for h in histories), default=1)) or 1
@@ -331,6 +343,8 @@ class SASRec(Recommender):
         # The item table of a loaded (frozen) model. Recomputing it costs ~30 ms per call with
         # attribute embeddings on 12k items, 20x the rest of a one-user request.
         self._frozen_table: torch.Tensor | None = None
+        # A served model's encoder as a frozen TorchScript graph (`prepare_for_serving`).
+        self._graph: torch.jit.ScriptModule | None = None
 
     @property
     def cfg(self) -> SASRecConfig:
@@ -351,7 +365,7 @@ class SASRec(Recommender):
         self.n_items = n_items
         self.item_attributes = item_attributes if self.cfg.use_attributes else None
         item_text = item_text if self.cfg.text != "off" else None
-        self._frozen_table = None
+        self._frozen_table = self._graph = None
         torch.manual_seed(self.seed)
         self.net = SASRecNet(n_items, self.cfg, self.item_attributes, item_text)
         self.net = self.net.to(self.cfg.device)
@@ -445,14 +459,48 @@ class SASRec(Recommender):
         """
         assert self.net is not None
         device, max_len = self.cfg.device, self.cfg.max_len
+        net = self.net
+        encode = self._graph or (lambda seq, table: net(seq, table, last_only=True)[:, -1])
         groups = length_groups([min(len(h), max_len) for h in histories])
         if len(groups) == 1:
-            return self.net(pad_left(histories, max_len).to(device), table, last_only=True)[:, -1]
+            return encode(pad_left(histories, max_len).to(device), table)
         out = torch.empty(len(histories), table.shape[1], dtype=table.dtype, device=device)
         for rows in groups:
             seq = pad_left([histories[r] for r in rows], max_len).to(device)
-            out[torch.from_numpy(rows).to(device)] = self.net(seq, table, last_only=True)[:, -1]
+            out[torch.from_numpy(rows).to(device)] = encode(seq, table)
         return out
+
+    def prepare_for_serving(self) -> bool:
+        """Run the encoder as a frozen TorchScript graph: ~2x less time per call on the CPU.
+
+        A served request is one short forward pass, so Python and operator dispatch are a
+        large share of it; the frozen graph drops the Python and fuses operators (scores
+        within 1e-5 of eager: fused kernels round differently). Only for a loaded model, on
+        the CPU; anything the tracer cannot handle keeps the eager encoder.
+        """
+        if self.net is None or self._frozen_table is None or self.cfg.device != "cpu":
+            return False
+        example = pad_left([np.arange(1, 4)], self.cfg.max_len)
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                # The tracer warns that shapes become constants: they do not (the sequence
+                # length flows through aten::size); test_sasrec checks other lengths and sizes.
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                # torch 2.13 marks torch.jit deprecated in favour of torch.compile, which needs
+                # a C++ toolchain in the serving image (docs/decisions.md); if torch.jit goes,
+                # the except below keeps the eager encoder.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                traced = torch.jit.trace(
+                    _LastHidden(self.net).eval(), (example, self._frozen_table), check_trace=False
+                )
+                graph = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+                for n in (1, 2, 3):  # TorchScript specialises on its first calls: not a request's
+                    graph(pad_left([np.arange(1, 3 * n)] * n, self.cfg.max_len), self._frozen_table)
+        except Exception as exc:  # a model the tracer cannot take still serves, eagerly
+            log.warning("SASRec serves with its eager encoder (TorchScript failed: %s)", exc)
+            return False
+        self._graph = graph
+        return True
 
     @torch.no_grad()
     def item_similarity(self, items: np.ndarray) -> torch.Tensor:

@@ -28,6 +28,7 @@ ENV = {
     "max_batch_size": "AUGREC_MAX_BATCH_SIZE",
     "batch_wait_ms": "AUGREC_BATCH_WAIT_MS",
     "torch_threads": "AUGREC_TORCH_THREADS",
+    "torchscript": "AUGREC_TORCHSCRIPT",
     "max_request_bytes": "AUGREC_MAX_REQUEST_BYTES",
     "search_index": "AUGREC_SEARCH_INDEX",
     # Hostile input and access (docs/serving.md, "Access control and limits"). API keys are
@@ -83,6 +84,11 @@ class ServingConfig(BaseModel):
     )
     torch_threads: int | None = Field(
         1, ge=1, description="torch threads per worker (None: torch's default, all cores)"
+    )
+    torchscript: bool = Field(
+        True,
+        description="run the model's encoder as a frozen TorchScript graph where it has one "
+        "(SASRec: ~2x less time per call; scores within 1e-5 of eager)",
     )
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="larger bodies get 413")
     search_index: str | None = Field(

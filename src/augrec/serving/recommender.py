@@ -103,6 +103,7 @@ class ServingRecommender:
             torch.set_num_threads(config.torch_threads)
         t0 = time.perf_counter()
         loaded = load(config.model, config.home)
+        graph = config.torchscript and loaded.model.prepare_for_serving()
         features = OnlineFeatures.open(config.feature_repo, config.feature_env)
         batching = None
         if config.batching:
@@ -112,9 +113,10 @@ class ServingRecommender:
         rec = cls(loaded, features, batching, load_search_index(config, loaded), on_batch)
         rec.require_store = config.readiness_requires_store
         log.info(
-            "serving %s (%s, %d items) in %.1f s; feature store: %s",
+            "serving %s (%s%s, %d items) in %.1f s; feature store: %s",
             rec.version,
             loaded.model.name,
+            ", TorchScript" if graph else "",
             rec.n_items,
             time.perf_counter() - t0,
             "ok" if features.client is not None else "unavailable (see the warning above)",
