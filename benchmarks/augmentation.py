@@ -307,8 +307,53 @@ def _comparisons(base: list[dict], runs: list[dict], masks: dict[str, np.ndarray
     return out
 
 
+# `auto` may keep a recipe whose overall validation NDCG@10 is at most this much below none's:
+# the acceptance's bound on the overall test score, applied where selection may look.
+AUTO_TOLERANCE = 0.005
+
+
+def validation_scores(run: dict) -> tuple[float, float | None]:
+    """(all users, users with <= SHORT items) validation NDCG@10 of the candidate a run kept.
+
+    Measured before the refit, on the validation items, which the test never shares. Result
+    files written before the recipes kept only the overall score (short: None).
+    """
+    for c in run.get("candidates") or []:
+        if c.get("params") == run.get("params") and "valid_ndcg@10" in c:
+            return c["valid_ndcg@10"], c.get(f"valid_ndcg@10_history<={SHORT}")
+    return run.get("valid", {}).get("ndcg@10", float("nan")), None
+
+
+def auto_runs(by_method: dict[str, list[dict]]) -> list[dict]:
+    """Per seed, the recipe validation picks: the best short-user validation NDCG@10 among the
+    recipes whose overall validation NDCG@10 is within AUTO_TOLERANCE of none's (none itself
+    when no recipe beats it). Only validation is read; the test of the pick is then reported
+    like any recipe's. Seeds without a `none` run have no baseline and are left out.
+    """
+    out = []
+    for none_run in sorted(by_method.get("none", []), key=lambda r: r["seed"]):
+        overall, short = validation_scores(none_run)
+        floor = overall * (1 - AUTO_TOLERANCE)
+        best, best_short = none_run, short
+        for method, runs in by_method.items():
+            if method in ("none", "auto"):
+                continue
+            for run in runs:
+                if run["seed"] != none_run["seed"]:
+                    continue
+                overall, short = validation_scores(run)
+                if short is None or not overall >= floor:  # nan (no score): not eligible
+                    continue
+                if best_short is None or short > best_short:
+                    best, best_short = run, short
+        out.append({**best, "method": "auto", "chosen": best["method"]})
+    return out
+
+
 def summarise(by_method: dict[str, list[dict]]) -> dict:
     out = {}
+    if by_method.get("none") and len([m for m, r in by_method.items() if r]) > 1:
+        by_method = {**by_method, "auto": auto_runs(by_method)}
     base = by_method.get("none")
     mle = by_method.get("mle-mix")
     every = [r for runs in by_method.values() for r in runs]
@@ -355,6 +400,8 @@ def summarise(by_method: dict[str, list[dict]]) -> dict:
             ),
             "params": [r.get("params") for r in runs],
         }
+        if method == "auto":
+            entry["chosen"] = [r["chosen"] for r in runs]
         shares = sorted(set.intersection(*(set(r.get("test_noisy", {})) for r in runs)))
         if shares:
             entry["test_noisy"] = {
@@ -405,6 +452,17 @@ def markdown(summary: dict, command: str) -> str:
             f"| {e['synthetic_share']:.3f} | {e['wall_seconds']:.0f} "
             f"| {'pass' if e['privacy_passed'] else 'FAIL'} |"
         )
+    if "auto" in summary:
+        picks = ", ".join(
+            f"seed {seed}: {m}"
+            for seed, m in zip(summary["auto"]["seeds"], summary["auto"]["chosen"], strict=True)
+        )
+        lines += [
+            "",
+            f"`auto` is the recipe validation picks per seed (best validation NDCG@10 of users "
+            f"with ≤ {SHORT} items among recipes within {AUTO_TOLERANCE:.1%} of none's overall "
+            f"validation NDCG@10): {picks}.",
+        ]
     titles = {
         "history_length": "NDCG@10 by training-history length (mean over seeds):",
         "target_popularity": "NDCG@10 by target popularity (training interactions):",

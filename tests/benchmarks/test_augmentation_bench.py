@@ -210,6 +210,40 @@ def test_summary_reports_tail_targets_noisy_histories_and_gan_against_mle():
     assert "10% noisy" in text and "MLE-only" in text and "tail targets ≤5" in text
 
 
+def test_auto_picks_on_validation_only_and_reports_the_picks_test():
+    bench = _module()
+
+    def run(method, seed, ranks, overall, short):
+        r = _fake(method, seed, ranks)
+        r["params"] = {"epochs": 3}
+        # the candidate it kept, and one it did not (higher, so it must not be read)
+        r["candidates"] = [
+            {"params": {"epochs": 3}, "valid_ndcg@10": overall, "valid_ndcg@10_history<=5": short},
+            {"params": {"epochs": 9}, "valid_ndcg@10": 0.9, "valid_ndcg@10_history<=5": 0.9},
+        ]
+        return r
+
+    by_method = {
+        "none": [run("none", 0, [3, 5], 0.100, 0.050), run("none", 1, [3, 5], 0.100, 0.050)],
+        # best short users on validation, but overall 1% below none's: not eligible
+        "text": [run("text", 0, [0, 0], 0.099, 0.090), run("text", 1, [0, 0], 0.099, 0.090)],
+        # within 0.5% overall, better short users: picked on seed 0; worse on seed 1
+        "gan-pretrain": [
+            run("gan-pretrain", 0, [1, 5], 0.0996, 0.060),
+            run("gan-pretrain", 1, [1, 5], 0.100, 0.040),
+        ],
+    }
+    summary = bench.summarise(by_method)
+    auto = summary["auto"]
+    assert auto["chosen"] == ["gan-pretrain", "none"] and auto["seeds"] == [0, 1]
+    # its test is the picks' test: seed 0 from gan-pretrain, seed 1 from none
+    want = np.mean([1 / np.log2(3) + 1 / np.log2(7), 1 / np.log2(5) + 1 / np.log2(7)]) / 2
+    assert auto["paired_vs_none"]["all"]["ndcg@10"] == pytest.approx(want)
+    assert "seed 0: gan-pretrain, seed 1: none" in bench.markdown(summary, "cmd")
+    # without a none run there is no baseline to pick against
+    assert "auto" not in bench.summarise({"text": by_method["text"]})
+
+
 @pytest.fixture(scope="module")
 def titled(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("aug-bench-titles")
