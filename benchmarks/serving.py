@@ -92,6 +92,8 @@ def service_process(args: argparse.Namespace, batching: bool) -> tuple[list, dic
     http_port, grpc_port = free_port(), free_port()
     # Only when asked: the benchmark also drives servers from before the setting existed.
     wait = {"batch_wait_ms": args.batch_wait_ms} if getattr(args, "batch_wait_ms", 0) else {}
+    if getattr(args, "batch_fill_ms", None) is not None:
+        wait["batch_fill_ms"] = args.batch_fill_ms
     config = ServingConfig(
         model=str(path) if version.startswith("run:") else version,
         home=args.home,
@@ -303,6 +305,12 @@ def main() -> None:
     parser.add_argument(
         "--batch-wait-ms", type=float, default=0.0, help="the server's AUGREC_BATCH_WAIT_MS"
     )
+    parser.add_argument(
+        "--batch-fill-ms",
+        type=float,
+        default=None,
+        help="the server's AUGREC_BATCH_FILL_MS (default: the server's default)",
+    )
     args = parser.parse_args()
 
     from augrec.data.loaders import load_dataset
@@ -322,6 +330,7 @@ def main() -> None:
             "concurrency": levels,
             "k": args.k,
             "batch_wait_ms": args.batch_wait_ms,
+            "batch_fill_ms": args.batch_fill_ms,
             "users": int(users.size),
         },
         "results": [],

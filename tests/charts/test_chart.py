@@ -270,17 +270,12 @@ def test_serving_env_model_alias_features_and_secrets(helm):
     assert env["AUGREC_READINESS_REQUIRES_STORE"]["value"] == "false"  # ready = model loaded
     from augrec.serving.config import ServingConfig
 
-    batching = ServingConfig.from_env(
-        {k: env[k]["value"] for k in ("AUGREC_MAX_BATCH_SIZE", "AUGREC_BATCH_WAIT_MS")}
-    )  # the chart's defaults are the service's (the measured best)
-    assert (
-        (batching.max_batch_size, batching.batch_wait_ms)
-        == (32, 0.0)
-        == (
-            ServingConfig().max_batch_size,
-            ServingConfig().batch_wait_ms,
-        )
-    )
+    names = ("AUGREC_MAX_BATCH_SIZE", "AUGREC_BATCH_WAIT_MS", "AUGREC_BATCH_FILL_MS")
+    batching = ServingConfig.from_env({k: env[k]["value"] for k in names})
+    fields = ("max_batch_size", "batch_wait_ms", "batch_fill_ms")
+    # the chart's defaults are the service's (the measured best)
+    assert [getattr(batching, f) for f in fields] == [getattr(ServingConfig(), f) for f in fields]
+    assert batching.batch_fill_ms == 8.0
     proc = run_helm(
         helm, "template", RELEASE, str(CHART), "--set=serving.readinessRequiresStore=true"
     )

@@ -63,6 +63,37 @@ def test_a_window_gathers_requests_that_arrive_within_it():
     assert sizes == [4]  # one batch: the first request waited for the other three
 
 
+def test_fill_wait_never_delays_a_lone_client_and_fills_batches_to_the_last_size():
+    sizes: list[int] = []
+    # A long fill wait, so that a wait that should not happen shows in the timings.
+    batcher = Batcher(_answer(sizes), BatchPolicy(max_size=8, fill_wait_s=0.4))
+    try:
+        t0 = time.perf_counter()
+        for x in (0, 2, 4):  # one client, one request at a time: batches of one, no waiting
+            assert batcher(x) == x * 10
+        assert time.perf_counter() - t0 < 0.3 and sizes == [1, 1, 1]
+        # Three requests queued together (the worker is held busy meanwhile) form a batch of 3.
+        hold, answer = threading.Event(), batcher._fn
+        batcher._fn = lambda batch: (-2 in batch and hold.wait(5), answer(batch))[1]
+        held = batcher.submit(-2)
+        time.sleep(0.05)  # the worker is inside the batch of -2 now
+        first = [batcher.submit(x) for x in (10, 12, 14)]
+        hold.set()
+        assert held.result(5) == -20 and [f.result(5) for f in first] == [100, 120, 140]
+        assert sizes[-1] == 3
+        # The next batch expects three: it waits for the late ones instead of leaving alone.
+        early = batcher.submit(20)
+        time.sleep(0.05)
+        late = [batcher.submit(x) for x in (22, 24)]
+        assert [f.result(5) for f in (early, *late)] == [200, 220, 240] and sizes[-1] == 3
+        # After an idle spell a lone request expects to be alone again.
+        time.sleep(0.2)
+        t0 = time.perf_counter()
+        assert batcher(30) == 300 and time.perf_counter() - t0 < 0.3 and sizes[-1] == 1
+    finally:
+        batcher.close()
+
+
 def test_a_failing_batch_fails_each_of_its_callers_and_the_worker_lives_on():
     calls = []
 
@@ -86,3 +117,5 @@ def test_policy_refuses_nonsense():
         BatchPolicy(max_size=0)
     with pytest.raises(ValueError, match="max_wait_s"):
         BatchPolicy(max_wait_s=-1)
+    with pytest.raises(ValueError, match="fill_wait_s"):
+        BatchPolicy(fill_wait_s=2)

@@ -5,10 +5,15 @@ waiting in the queue (up to `max_size`) and answers them with one call of the ba
 (for recommendations: one feature-store read, one model call, one top-k). By default it never
 waits for a batch to fill: an idle server answers a lone request at once, and under load
 requests pile up while the previous batch runs, so batches grow exactly when they pay off.
-`max_wait_s` (default 0) makes the worker wait that long for more requests after the first;
-on the 2-core benchmark machine waiting bought nothing (docs/serving.md, Batching). This is
-BentoML's adaptive batching idea, and it sits below both protocols, which BentoML's batching
-(HTTP only) cannot.
+`max_wait_s` (default 0) makes the worker wait that long for more requests after the first,
+always, which costs a lone request that long too.
+
+`fill_wait_s` waits only when the load says more requests are coming: while the batch is
+smaller than the one before it (clients that were just answered send again), for at most that
+long. A lone client's batches are of one, so it never waits; several clients' batches fill
+up instead of leaving as the first few arrive. When fewer come, the next batch expects fewer;
+after an idle spell (IDLE_S) it expects one. This is BentoML's adaptive batching idea, and it
+sits below both protocols, which BentoML's batching (HTTP only) cannot.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 _STOP = object()
+IDLE_S = 0.1  # a batch this long after the last one expects a lone request
 
 
 @dataclass(frozen=True)
@@ -32,12 +38,15 @@ class BatchPolicy:
 
     max_size: int = 32
     max_wait_s: float = 0.0
+    fill_wait_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_size < 1:
             raise ValueError(f"max_size must be >= 1, got {self.max_size}")
-        if not 0 <= self.max_wait_s <= 1:
-            raise ValueError(f"max_wait_s must be in [0, 1] seconds, got {self.max_wait_s}")
+        for name in ("max_wait_s", "fill_wait_s"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1] seconds, got {value}")
 
 
 class Batcher(Generic[T, R]):
@@ -57,6 +66,8 @@ class Batcher(Generic[T, R]):
         self._fn = fn
         self.policy = policy or BatchPolicy()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._last_size = 1  # how many requests the previous batch held
+        self._last_end = 0.0  # when it was answered
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -80,10 +91,14 @@ class Batcher(Generic[T, R]):
     def _collect(self, first: tuple) -> tuple[list[tuple], bool]:
         """The batch that starts with `first`, and whether a stop was seen."""
         batch = [first]
-        deadline = time.monotonic() + self.policy.max_wait_s
+        now = time.monotonic()
+        deadline = now + self.policy.max_wait_s
+        fill_deadline = now + self.policy.fill_wait_s
+        expected = self._last_size if now - self._last_end < IDLE_S else 1
         while len(batch) < self.policy.max_size:
             try:
-                wait = deadline - time.monotonic()
+                end = max(deadline, fill_deadline) if len(batch) < expected else deadline
+                wait = end - time.monotonic()
                 nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
@@ -99,6 +114,7 @@ class Batcher(Generic[T, R]):
             if item is _STOP:
                 return
             batch, stop = self._collect(item)  # a stop finishes this batch first
+            self._last_size = len(batch)
             try:
                 results = self._fn([req for req, _ in batch])
                 if len(results) != len(batch):
@@ -112,3 +128,4 @@ class Batcher(Generic[T, R]):
                     fut.set_exception(result)
                 else:
                     fut.set_result(result)
+            self._last_end = time.monotonic()

@@ -109,7 +109,9 @@ class ServingRecommender:
         if config.batching:
             from augrec.serving.batching import BatchPolicy
 
-            batching = BatchPolicy(config.max_batch_size, config.batch_wait_ms / 1000)
+            batching = BatchPolicy(
+                config.max_batch_size, config.batch_wait_ms / 1000, config.batch_fill_ms / 1000
+            )
         rec = cls(loaded, features, batching, load_search_index(config, loaded), on_batch)
         rec.require_store = config.readiness_requires_store
         log.info(
