@@ -484,7 +484,7 @@ class SASRec(Recommender):
         try:
             with torch.no_grad(), warnings.catch_warnings():
                 # The tracer warns that shapes become constants: they do not (the sequence
-                # length flows through aten::size); test_sasrec checks other lengths and sizes.
+                # length flows through aten::size); test_sasrec_inference checks other ones.
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 # torch 2.13 marks torch.jit deprecated in favour of torch.compile, which needs
                 # a C++ toolchain in the serving image (docs/decisions.md); if torch.jit goes,
