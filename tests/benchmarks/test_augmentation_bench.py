@@ -258,7 +258,8 @@ def test_every_recipe_runs_end_to_end(titled, tmp_path):
     """Item 7's smoke: every recipe through the whole script on a tiny titled catalog."""
     bench = _module()
     summary = _run(titled, tmp_path, "--seeds", "1", "--methods", *bench.DEFAULT_METHODS)
-    assert list(summary) == bench.DEFAULT_METHODS
+    assert list(summary) == [*bench.DEFAULT_METHODS, "auto"]  # auto: picked on validation
+    assert summary["auto"]["chosen"][0] in bench.DEFAULT_METHODS
     results = {
         m: json.loads((tmp_path / "results" / f"{m}-seed0.json").read_text())
         for m in bench.DEFAULT_METHODS
