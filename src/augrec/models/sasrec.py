@@ -214,7 +214,12 @@ class _LastHidden(nn.Module):
         self.net = net
 
     def forward(self, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        return self.net(seq, table, last_only=True)[:, -1]
+        return last_hidden(self.net, seq, table)
+
+
+def last_hidden(net: SASRecNet, seq: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """The hidden state after each left-padded history's last item, [B, D]."""
+    return net(seq, table, last_only=True)[:, -1]
 
 
 def pad_left(histories: Sequence[np.ndarray], max_len: int, dtype: Any = np.int64) -> torch.Tensor:
@@ -460,7 +465,7 @@ class SASRec(Recommender):
         assert self.net is not None
         device, max_len = self.cfg.device, self.cfg.max_len
         net = self.net
-        encode = self._graph or (lambda seq, table: net(seq, table, last_only=True)[:, -1])
+        encode = self._graph or (lambda seq, table: last_hidden(net, seq, table))
         groups = length_groups([min(len(h), max_len) for h in histories])
         if len(groups) == 1:
             return encode(pad_left(histories, max_len).to(device), table)
